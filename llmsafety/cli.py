@@ -1,0 +1,209 @@
+"""The ``llmsafety`` command line.
+
+    llmsafety taxonomy [NODE_ID]            the survey taxonomy, or one node in detail
+    llmsafety papers                        papers per top-level area
+    llmsafety papers --search "red teaming" --category misuse --bibtex refs.bib
+
+Each subcommand lives in two functions: ``_add_<name>_parser(sub)`` declares its arguments and
+sets ``func`` to ``_run_<name>(args) -> int``. To add a command (e.g. ``llmsafety dart``), write
+that pair and call the ``_add_`` function in ``build_parser``; ``main`` needs no change.
+
+Errors print one line to stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+PROG = "llmsafety"
+# What a bad input raises anywhere in llmsafety; anything else is a bug and keeps its traceback.
+_USER_ERRORS = (FileNotFoundError, ValueError, KeyError, ConnectionError, OSError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Learn and do LLM safety: the holistic survey (arXiv 2412.17686), its paper "
+        "list, and DART automated red teaming.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_taxonomy_parser(sub)
+    _add_papers_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 bad input)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse has printed usage and the error (or --help)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    try:
+        return args.func(args)
+    except _USER_ERRORS as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# --------------------------------------------------------------------------------------------
+# llmsafety taxonomy [NODE_ID]
+# --------------------------------------------------------------------------------------------
+
+
+def _add_taxonomy_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "taxonomy",
+        help="print the survey's taxonomy, or one node",
+        description="Print the taxonomy tree of the survey, or one node with its description, "
+        "key terms and children.",
+    )
+    parser.add_argument(
+        "node_id", nargs="?", metavar="NODE_ID",
+        help="a node id such as robustness-to-attack/red-teaming (default: the whole tree)",
+    )
+    parser.add_argument("--depth", type=int, default=None, help="levels to show below the top")
+    parser.set_defaults(func=_run_taxonomy)
+
+
+def _run_taxonomy(args: argparse.Namespace) -> int:
+    from llmsafety.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy()
+    if args.node_id is None:
+        print(taxonomy.render(max_depth=args.depth))
+        return 0
+    node = taxonomy[args.node_id.strip().strip("/")]
+    print(node.name)
+    print(f"id:        {node.id}")
+    print(f"path:      {' > '.join(node.path)}")
+    print(f"area:      {node.top.name} ({node.kind})")
+    print()
+    print(textwrap.fill(node.description, width=88))
+    print()
+    print(f"key terms: {', '.join(node.key_terms)}")
+    if node.children:
+        print("children:")
+        for child in node.children:
+            print(f"  {child.id}  ({child.name})")
+    else:
+        print("children:  none (a leaf)")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# llmsafety papers
+# --------------------------------------------------------------------------------------------
+
+
+def _add_papers_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "papers",
+        help="counts, search and BibTeX for the survey's paper list",
+        description="Without options: unique papers per top-level area. With --search or "
+        "--category: the matching papers. With --bibtex: write their BibTeX.",
+    )
+    parser.add_argument(
+        "--source", metavar="PATH",
+        help="the list's README.md (path or URL; default: $LLMSAFETY_PAPERS_SOURCE, else the "
+        "pinned upstream README, downloaded once and cached)",
+    )
+    parser.add_argument("--search", metavar="Q", help="words to find in title/alias/authors/venue")
+    parser.add_argument(
+        "--category", metavar="C", help="a taxonomy id (prefix) or node name, e.g. misuse"
+    )
+    parser.add_argument("--year-from", type=int, metavar="YEAR", help="first year to keep")
+    parser.add_argument("--year-to", type=int, metavar="YEAR", help="last year to keep")
+    parser.add_argument(
+        "--bibtex", metavar="FILE", help="write BibTeX of the selected papers ('-' for stdout)"
+    )
+    parser.add_argument("--refresh", action="store_true", help="download the list again")
+    parser.add_argument(
+        "--show-problems", action="store_true",
+        help="list the entries of the list that could not be fully read",
+    )
+    parser.set_defaults(func=_run_papers)
+
+
+def _run_papers(args: argparse.Namespace) -> int:
+    from llmsafety.papers import (
+        PaperListWarning,
+        counts_by_category,
+        filter_papers,
+        load_papers,
+        search,
+        to_bibtex,
+    )
+
+    with warnings.catch_warnings():
+        # The parser's one warning lists every problem; here a count (or --show-problems) is enough.
+        warnings.simplefilter("ignore", PaperListWarning)
+        papers = load_papers(args.source, refresh=args.refresh)
+    problems = papers.attrs.get("parse_problems", [])
+
+    selected = papers
+    if args.category is not None or args.year_from is not None or args.year_to is not None:
+        selected = filter_papers(selected, args.category, args.year_from, args.year_to)
+    if args.search is not None:
+        selected = search(selected, args.search)
+    filtered = selected is not papers
+
+    if args.bibtex is not None:
+        text = to_bibtex(selected)
+        n = selected["paper_id"].nunique()
+        if args.bibtex == "-":
+            sys.stdout.write(text)
+        else:
+            Path(args.bibtex).write_text(text, encoding="utf-8")
+            print(f"wrote {n} BibTeX entries to {args.bibtex}")
+    elif filtered:
+        _print_papers(selected)
+    else:
+        _print_counts(papers, counts_by_category(papers), counts_by_category(papers, unique=False))
+
+    if args.show_problems:
+        for p in problems:
+            print(f"line {p['line']}: {p['title']}: {p['problem']}")
+    elif problems:
+        print(
+            f"note: {len(problems)} entries of the list could not be fully read "
+            "(--show-problems lists them)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _print_counts(papers, unique, entries) -> None:
+    width = max(len(name) for name in unique.index)
+    print(f"{'top-level area':<{width}}  papers  entries")
+    for name in unique.index:
+        print(f"{name:<{width}}  {unique[name]:>6}  {entries[name]:>7}")
+    print(f"{'all (a paper may sit in two areas)':<{width}}  "
+          f"{papers['paper_id'].nunique():>6}  {len(papers):>7}")
+    print(f"source: {papers.attrs.get('source', '?')}")
+
+
+def _print_papers(selected) -> None:
+    shown = selected.drop_duplicates("paper_id")
+    for row in shown.itertuples():
+        year = "    " if row.year is None or str(row.year) == "<NA>" else str(row.year)
+        alias = f" ({row.alias})" if isinstance(row.alias, str) else ""
+        venue = row.venue if isinstance(row.venue, str) else "?"
+        authors = row.authors if isinstance(row.authors, str) else "?"
+        print(f"{year}  {row.title}{alias}")
+        print(f"      {authors}. {venue}. [{row.taxonomy_id}]")
+    print(f"{len(shown)} papers ({len(selected)} entries)")
+
+
+if __name__ == "__main__":  # python -m llmsafety.cli
+    sys.exit(main())
