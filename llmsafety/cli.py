@@ -3,6 +3,8 @@
     llmsafety taxonomy [NODE_ID]            the survey taxonomy, or one node in detail
     llmsafety papers                        papers per top-level area
     llmsafety papers --search "red teaming" --category misuse --bibtex refs.bib
+    llmsafety dart run --preset tiny --out runs/NAME [--resume] [--variant mart]
+    llmsafety dart report runs/NAME         a table and PNG figures of a run
 
 Each subcommand lives in two functions: ``_add_<name>_parser(sub)`` declares its arguments and
 sets ``func`` to ``_run_<name>(args) -> int``. To add a command (e.g. ``llmsafety dart``), write
@@ -34,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_taxonomy_parser(sub)
     _add_papers_parser(sub)
+    _add_dart_parser(sub)
     return parser
 
 
@@ -207,3 +210,56 @@ def _print_papers(selected) -> None:
 
 if __name__ == "__main__":  # python -m llmsafety.cli
     sys.exit(main())
+
+
+# --------------------------------------------------------------------------------------------
+# llmsafety dart run | report
+
+
+def _add_dart_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("dart", help="DART automated red teaming (arXiv 2407.03876)")
+    dart_sub = parser.add_subparsers(dest="dart_command", metavar="ACTION", required=True)
+    run = dart_sub.add_parser("run", help="run or resume a DART run")
+    run.add_argument("--preset", default="tiny", help="tiny (CPU, minutes) or small (one GPU)")
+    run.add_argument("--config", type=Path, help="a DARTConfig as YAML or JSON (overrides --preset)")
+    run.add_argument("--out", type=Path, required=True, help="run directory, e.g. runs/NAME")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    run.add_argument("--variant", choices=["dart", "mart", "no_diversity", "random_selection"])
+    run.add_argument("--iterations", type=int)
+    run.add_argument("--seed", type=int)
+    run.set_defaults(func=_run_dart_run)
+    report = dart_sub.add_parser("report", help="print a run's metrics and write PNG figures into it")
+    report.add_argument("run_dir", type=Path)
+    report.set_defaults(func=_run_dart_report)
+
+
+def _run_dart_run(args: argparse.Namespace) -> int:
+    from llmsafety.dart import DARTConfig, run_dart
+
+    overrides = {k: getattr(args, k) for k in ("variant", "iterations", "seed") if getattr(args, k) is not None}
+    if args.config is not None:
+        config = DARTConfig.load(args.config)
+        config = DARTConfig.from_dict({**config.to_dict(), **overrides})
+    else:
+        config = DARTConfig.preset(args.preset, **overrides)
+    result = run_dart(config, args.out, resume=args.resume)
+    print(result.summary())
+    return 0
+
+
+def _run_dart_report(args: argparse.Namespace) -> int:
+    from llmsafety.dart.loop import load_result
+    from llmsafety.dart.report import category_table, metrics_table, write_report
+
+    result = load_result(args.run_dir)
+    print(result.summary())
+    print()
+    print(metrics_table(result).to_string(index=False))
+    if result.evaluations:
+        print()
+        print(category_table(result).to_string())
+        paths = write_report(args.run_dir)
+        print()
+        for name, path in paths.items():
+            print(f"wrote {path}")
+    return 0

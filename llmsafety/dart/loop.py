@@ -143,7 +143,7 @@ def hh_heldout_prompts(n: int, source: str | None = None) -> list[str]:
     from llmsafety.judges import hh_judge_split
 
     frame = load_hh_harmless("test", source=source)
-    _, heldout = hh_judge_split(frame)
+    heldout = frame[hh_judge_split(frame) == "heldout"]
     prompts = list(dict.fromkeys(p for p in heldout["prompt"] if p and p.strip()))
     if n > len(prompts):
         raise ValueError(f"eval_hh_prompts={n} but only {len(prompts)} held-out hh prompts exist")
@@ -341,7 +341,7 @@ class _Run:
         np.save(it_dir / "attack_embeddings.npy", embeddings)  # np.save is not atomic: written before the marker
         _write_jsonl(it_dir / "attacks.jsonl", records)
         log = {"red_metrics": red_metrics, "trainer_log": info["log_history"],
-               "seconds": {"total": info["seconds"], **rewards.log.seconds}}
+               "seconds": {"total": info["seconds"], "rollouts": info["rollout_seconds"], **rewards.log.seconds}}
         _write_json(it_dir / "red_log.json", log)
         del red, target
         gc.collect()

