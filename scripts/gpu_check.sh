@@ -4,10 +4,13 @@
 #   bash scripts/gpu_check.sh                              # on the GPU machine, repo root
 #   GPU_CHECK_ALLOW_CPU=1 bash scripts/gpu_check.sh        # local dry run: CPU, .venv, tiny sizes
 #
+# Knobs: GPU_CHECK_PYTHON (interpreter), GPU_CHECK_BUNDLE (default .gpu_bundle), GPU_CHECK_WORK
+# (scratch folder, emptied first: /tmp/gpu_check, dry run /tmp/gpu_check_dry), OUT (results).
+#
 # Needs .gpu_bundle/ built here first (python scripts/make_gpu_bundle.py) and carried along: the
 # GPU machine has torch/transformers/peft/sentence-transformers but no network, no trl/datasets,
 # and only 64 MiB of files travel, so:
-#   * trl, datasets, dill, multiprocess come as wheels and are installed into /tmp/site;
+#   * trl, datasets, dill, multiprocess come as wheels, installed into $GPU_CHECK_WORK/site;
 #   * the chat model is SmolLM2-135M-Instruct's ARCHITECTURE AND TOKENIZER WITH RANDOM WEIGHTS
 #     (seeded; its weights are 517 MB and cannot travel). Speed and memory depend on the shapes,
 #     not on the weights, so the timings hold for the real model -- except that a random model
@@ -19,7 +22,9 @@
 # What it does: prints torch/CUDA/GPU, asserts that load_chat_model picks cuda + bf16 by itself,
 # times generation at batch 1 and 64 (48 new tokens), runs one DART iteration with GPU-sized
 # batches on the seed attacks' eval split, prints each phase's seconds and the peak GPU memory,
-# and writes $OUT/gpu_check.json plus the run's small JSON files to $OUT/run/. Under 8 minutes.
+# and writes $OUT/gpu_check.json, $OUT/dart_stdout.log (the trainers' step logs) and the run's
+# small JSON files to $OUT/run/. About 2-4 minutes on an H100 (budget: under 8). The dry run
+# (2 layers, a handful of prompts, 8 tokens) proves the script's Python runs end to end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -172,6 +177,7 @@ if torch.cuda.is_available():
 # The trainers print a dict per logging step (logging_steps=1): kept in a log file, not on screen,
 # since the device tool returns only the last 12,000 characters of the output.
 dart_log = OUT / "dart_stdout.log"
+(OUT / "gpu_check.json").write_text(json.dumps(summary, indent=1) + "\n")  # the benchmark, should DART fail
 t = time.perf_counter()
 try:
     with open(dart_log, "w") as log, contextlib.redirect_stdout(log):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -155,6 +156,7 @@ def save_minilm_fp16(dest: Path) -> Path:
     try:
         model.save(str(tmp))
         (tmp / "README.md").unlink(missing_ok=True)  # a generated model card: not needed to load
+        tmp.chmod(0o755)  # mkdtemp makes it private
         if dest.exists():
             shutil.rmtree(dest)
         tmp.rename(dest)
@@ -192,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a list of the GPU image's packages, to check the wheels' requirements")
     parser.add_argument("--skip-wheels", action="store_true", help="keep wheels/ as it is (no pip download)")
     args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # before transformers is imported
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

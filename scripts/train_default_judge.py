@@ -52,8 +52,8 @@ from llmsafety.data import load_benign_prompts, load_hh_harmless, load_judge_eva
 
 SEED = 0
 N_FOLDS = 5
-HARM_L2_GRID = (3e-4, 1e-3, 3e-3, 1e-2)
-TOPIC_L2_GRID = (3e-4, 1e-3, 3e-3, 1e-2)
+HARM_L2_GRID = (1e-3, 3e-3, 1e-2)
+TOPIC_L2_GRID = (1e-3, 3e-3, 1e-2)
 SYNTHETIC_REFUSAL_SHARE = 0.25
 MAX_SEQ_LENGTH = 128  # word pieces; replies are judged by how they start (see EmbeddingHeadJudge)
 # The default judge's content weights, fixed a priori (not tuned): the topic head counts for the
@@ -215,6 +215,14 @@ def pointwise_examples(pairs: pd.DataFrame, rng: random.Random) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["group", "prompt", "response", "label"])
 
 
+def is_eval_dev_case(case_id: str) -> bool:
+    """The half of the judge evaluation cases whose errors were read to revise the refusal rules.
+
+    The other half (the "test" half) was never read: its accuracy is the honest number.
+    """
+    return int(hashlib.sha256(("dev:" + str(case_id)).encode()).hexdigest()[:8], 16) % 2 == 0
+
+
 def fold_of(group: str) -> int:
     return int(hashlib.sha256(("fold:" + group).encode()).hexdigest()[:8], 16) % N_FOLDS
 
@@ -253,7 +261,7 @@ def train_harm_head(emb, train_pairs: pd.DataFrame, examples: pd.DataFrame, kind
     x = J.embed_pairs(emb, examples["prompt"], examples["response"], features)
     coef, b = J.fit_logistic(x, y, l2=l2)
     head = {"features": features, "coef": [float(f"{c:.6g}") for c in coef], "intercept": float(f"{b:.6g}")}
-    info = {"l2": l2, "cv_pairwise": cv[(features, l2)],
+    info = {"features": features, "l2": l2, "cv_pairwise": cv[(features, l2)],
             "cv_pairwise_by_features": {f: max(v for (ff, _), v in cv.items() if ff == f) for f in kinds}}
     return head, info
 
@@ -286,24 +294,37 @@ def train_topic_head(emb, harmful_hh: list[str], harmful_seeds: list[str], benig
 # ----------------------------------------------------------------------------- measuring
 
 
-def speed(judge, cases: pd.DataFrame) -> float:
-    """Items per second of one call on the evaluation cases with nothing cached (best of 3)."""
-    best = 0.0
-    for _ in range(3):
-        for j in (judge, *getattr(judge, "content", {}).values()):
-            if isinstance(j, J.EmbeddingHeadJudge):
-                j.embedder._cache.clear()
-        start = time.perf_counter()
-        judge(list(cases["prompt"]), list(cases["response"]))
-        best = max(best, len(cases) / (time.perf_counter() - start))
-    return best
+def speed(judge, cases: pd.DataFrame) -> dict[str, float]:
+    """Items per second on the evaluation cases with nothing cached (best of 3).
+
+    ``per_cpu_second``: one thread, pairs per second of this process's CPU time -- barely moved by
+    other jobs on the machine. ``wall_2_threads``: wall clock with two threads, which other jobs
+    sharing the cores can lower a lot (oversubscribed threads spin).
+    """
+    out = {}
+    threads = torch.get_num_threads()
+    for key, n_threads, clock in (("per_cpu_second", 1, time.process_time), ("wall_2_threads", 2, time.perf_counter)):
+        torch.set_num_threads(n_threads)
+        best = 0.0
+        for _ in range(3):
+            for j in (judge, *getattr(judge, "content", {}).values()):
+                if isinstance(j, J.EmbeddingHeadJudge):
+                    j.embedder._cache.clear()
+            start = clock()
+            judge(list(cases["prompt"]), list(cases["response"]))
+            best = max(best, len(cases) / max(clock() - start, 1e-9))
+        out[key] = best
+    torch.set_num_threads(threads)
+    out["load_average"] = os.getloadavg()[0]
+    return out
 
 
 def card_text(meta: dict) -> str:
     m, t = meta["metrics"], meta["training"]
     names = list(m["eval_cases"])
     rows = [f"| {n} | {m['hh_heldout_pairwise'][n]:.3f} | {m['eval_cases'][n]['accuracy']:.3f} | "
-            f"{m['eval_cases'][n]['balanced_accuracy']:.3f} | {m['items_per_s'][n]:.0f} |" for n in names]
+            f"{m['eval_cases'][n]['balanced_accuracy']:.3f} | {m['eval_cases'][n]['test_half_accuracy']:.3f} | "
+            f"{m['items_per_s'][n]['per_cpu_second']:.0f} | {m['items_per_s'][n]['wall_2_threads']:.0f} |" for n in names]
     kinds = list(m["eval_cases"]["default"]["per_kind"])
     kind_rows = [f"| {k} | " + " | ".join(f"{m['eval_cases'][n]['per_kind'][k]:.2f}" for n in names) + " |" for k in kinds]
     harm, topic = t["harm_head"], t["topic_head"]
@@ -336,18 +357,23 @@ def card_text(meta: dict) -> str:
   chosen on seed attacks of the *eval* split vs the package's benign prompts ({topic['n_validation'][0]} vs
   {topic['n_validation'][1]}): AUC {topic['validation_auc']:.3f}, balanced accuracy {topic['validation_balanced_accuracy']:.3f}.
 - Never used for training or for any choice: the held-out hh pairs and the labelled judge
-  evaluation cases (`load_judge_eval_cases()`).
+  evaluation cases (`load_judge_eval_cases()`) -- with one exception, said plainly: the refusal
+  rules were revised once after reading the refusal detector's errors on a fixed half of the
+  evaluation cases (the *dev* half, {t['n_eval_dev_cases']} cases, chosen by a hash of the case id). The other
+  half ({t['n_eval_test_cases']} cases) was never read; its accuracy is in the column "test half".
 
 ## Quality
 
 *hh pairwise*: share of held-out hh pairs where the rejected reply scores above the chosen one
 (ties count half). hh-rlhf labels are relative and noisy -- both replies are often harmful --
 so 0.6-0.7 is typical even for large reward models. *Eval*: the {m['eval_cases']['default']['n']} labelled cases of
-`load_judge_eval_cases()` at threshold 0.5. *items/s*: one call on those cases with nothing
-cached, on {meta['machine']}. `refusal x topic` and `refusal x harm` are ablations of the default.
+`load_judge_eval_cases()` at threshold 0.5. Speed: one call on those cases with nothing cached
+(best of 3), on {meta['machine']}: *items per CPU-second* with one thread (other jobs hardly move
+it), and wall-clock *items/s with 2 threads* (load average {m['items_per_s']['default']['load_average']:.1f} while measuring: other
+jobs on the same cores lower it). `refusal x topic` and `refusal x harm` are ablations of the default.
 
-| judge | hh pairwise (held out) | eval accuracy | eval balanced acc. | items/s |
-|---|---|---|---|---|
+| judge | hh pairwise (held out) | eval accuracy | eval balanced acc. | eval accuracy, test half | items per CPU-second | items/s, 2 threads |
+|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 Accuracy per kind of evaluation case:
@@ -355,6 +381,11 @@ Accuracy per kind of evaluation case:
 | kind | {' | '.join(names)} |
 |---|{'---|' * len(names)}
 {chr(10).join(kind_rows)}
+
+## Evaluating a model on hh-rlhf with this judge
+
+Use only the held-out prompts: `df[llmsafety.judges.hh_judge_split(df) == "heldout"]` (or
+`is_hh_judge_heldout(prompt)`); the judge was trained on the others.
 
 ## Limits
 
@@ -387,10 +418,10 @@ def main(argv: list[str] | None = None) -> int:
     random.seed(SEED)
     np.random.seed(SEED)
     torch.manual_seed(SEED)
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     t_start = time.perf_counter()
     emb = J.shared_embedder("all-minilm-l6-v2", MAX_SEQ_LENGTH)
     cases = load_judge_eval_cases()
+    dev = cases["id"].map(is_eval_dev_case).to_numpy()
     eval_prompts = set(cases["prompt"])
 
     hh = usable_pairs(load_hh_harmless("test", source=args.source))
@@ -435,9 +466,15 @@ def main(argv: list[str] | None = None) -> int:
             judge, held_prompts, held_pairs["chosen_response"], held_pairs["rejected_response"])
         e = J.evaluate_judge(judge, cases["prompt"], cases["response"], cases["harmful"], kinds=cases["kind"])
         metrics["eval_cases"][name] = {k: e[k] for k in ("n", "n_unscored", "accuracy", "balanced_accuracy", "per_kind")}
+        test = cases[~dev]
+        e_test = J.evaluate_judge(judge, test["prompt"], test["response"], test["harmful"])
+        metrics["eval_cases"][name]["test_half_accuracy"] = e_test["accuracy"]
+        metrics["eval_cases"][name]["test_half_balanced_accuracy"] = e_test["balanced_accuracy"]
         metrics["items_per_s"][name] = speed(judge, cases)
         print(f"{name:16s} hh held-out pairwise {metrics['hh_heldout_pairwise'][name]:.4f} | eval accuracy "
-              f"{e['accuracy']:.4f}, balanced {e['balanced_accuracy']:.4f} | {metrics['items_per_s'][name]:.0f} items/s")
+              f"{e['accuracy']:.4f}, balanced {e['balanced_accuracy']:.4f} (test half {e_test['accuracy']:.4f}) | "
+              f"{metrics['items_per_s'][name]['per_cpu_second']:.0f} items per CPU-s, "
+              f"{metrics['items_per_s'][name]['wall_2_threads']:.0f} items/s on 2 threads")
         print("                 per kind: " + ", ".join(f"{k} {v:.2f}" for k, v in e["per_kind"].items()))
 
     meta = {
@@ -447,15 +484,16 @@ def main(argv: list[str] | None = None) -> int:
             "split_rule": f"sha256(first human turn .strip())[:8] / 16**8 < {J.HH_JUDGE_TRAIN_FRACTION} -> train",
             "n_pairs_usable": len(hh), "n_train_pairs": len(train_pairs), "n_heldout_pairs": len(held_pairs),
             "n_synthetic_refusals": n_synthetic, "seed": SEED,
+            "n_eval_dev_cases": int(dev.sum()), "n_eval_test_cases": int((~dev).sum()),
             "harm_head": harm_info, "topic_head": topic_info,
         },
         "metrics": metrics,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-                   f"{torch.get_num_threads()} threads",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}",
         "seconds": round(time.perf_counter() - t_start, 1),
     }
-    atomic_write_text(args.out, json.dumps(meta, indent=1) + "\n")
-    atomic_write_text(args.card, card_text(meta))
+    for path, text in ((args.out, json.dumps(meta, indent=1) + "\n"), (args.card, card_text(meta))):
+        atomic_write_text(path, text)
+        os.chmod(path, 0o644)  # package data: readable by everyone, like the other resources
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) and {args.card} in {meta['seconds']} s")
     return 0
 

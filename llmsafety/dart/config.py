@@ -137,8 +137,6 @@ class DARTConfig:
         for name in ("red_temperature", "target_temperature"):
             if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) <= 0:
                 raise bad(name, "must be > 0 (sampling is needed for RL and for uncertainty)")
-        if self.eval_hh_prompts + self.eval_seed_prompts == 0:
-            raise bad("eval_hh_prompts", "and eval_seed_prompts are both 0: nothing to evaluate on")
         for name in ("red_model", "target_model", "judge", "embedder"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
                 raise bad(name, "must be a non-empty model name, hub id or path")

@@ -374,6 +374,8 @@ class _Run:
             more = generate(target, attacks, max_new_tokens=cfg.target_max_new_tokens,
                             temperature=cfg.target_temperature, batch_size=cfg.batch_size, seed=seed,
                             num_return_sequences=k_more, progress="sampling replies" if self.progress else False)
+            if k_more == 1:  # generate returns plain strings for one sequence per prompt
+                more = [[m] for m in more]
             flat_prompts = [a for a in attacks for _ in range(k_more)]
             flat_scores = self.judge(flat_prompts, [x for group in more for x in group]).scores
             harm[:, 1:] = np.array([np.nan if s is None else s for s in flat_scores]).reshape(len(rows), k_more)
