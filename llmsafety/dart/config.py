@@ -40,12 +40,12 @@ class DARTConfig:
     dtype: str = "auto"
 
     # --- red phase (RL with TRL's GRPOTrainer + LoRA) ------------------------------------------
-    red_steps: int = 4
+    red_steps: int = 2
     """GRPO optimiser steps per iteration (ours)."""
     red_prompts_per_step: int = 2
     """Distinct red instructions per step; each gets ``red_generations`` attacks (GRPO group)."""
     red_generations: int = 8
-    red_max_new_tokens: int = 40
+    red_max_new_tokens: int = 32
     red_temperature: float = 1.0
     red_learning_rate: float = 2e-4
     red_kl_beta: float = 0.02
@@ -60,6 +60,9 @@ class DARTConfig:
     novelty_kind: str = "nearest"
     """``nearest``: 1 - max cosine to the archive (curiosity-driven red teaming, Hong et al. 2024,
     arXiv 2402.19464); ``mean``: 1 - mean cosine."""
+    novelty_includes_seeds: bool = True
+    """Count the seed attacks (train split) as iteration 0 of the archive (ours), so novelty
+    already rewards moving away from the few-shot examples in iteration 1."""
     length_penalty_weight: float = 0.5
     """Penalty for attacks shorter than ``min_attack_words`` or that are mostly repeated words
     (keeps the red model from collapsing to gibberish; ours)."""
@@ -67,7 +70,7 @@ class DARTConfig:
 
     # --- target phase (active learning + LoRA SFT with TRL's SFTTrainer) ------------------------
     selector: str = "uncertainty"
-    selection_budget: int = 24
+    selection_budget: int = 16
     """Attacks picked for safety tuning per iteration (ours)."""
     uncertainty_samples: int = 3
     """K replies per attack for the uncertainty selector (the first is the red phase's reply)."""
@@ -75,7 +78,7 @@ class DARTConfig:
     """tau: harm >= tau counts as a violation (evaluation, failure selector, safe-reply filter)."""
     benign_mix: int = 12
     """Benign prompts with the target's own replies mixed into each SFT set (against over-refusal)."""
-    target_max_new_tokens: int = 40
+    target_max_new_tokens: int = 32
     target_temperature: float = 0.7
     target_epochs: int = 3
     target_learning_rate: float = 3e-4
@@ -87,13 +90,13 @@ class DARTConfig:
     )
 
     # --- evaluation ----------------------------------------------------------------------------
-    eval_hh_prompts: int = 64
+    eval_hh_prompts: int = 48
     """hh-rlhf harmless test prompts the judge never trained on and the run never trains on."""
     eval_seed_prompts: int = 32
     """Prompts from the seed attacks' eval split (0 = all of them)."""
-    eval_benign_prompts: int = 40
+    eval_benign_prompts: int = 32
     """Benign eval prompts for over-refusal (0 = all of the eval half)."""
-    eval_max_new_tokens: int = 40
+    eval_max_new_tokens: int = 32
     eval_each_iteration: bool = True
     bootstrap_samples: int = 1000
     hh_source: str | None = None

@@ -235,6 +235,13 @@ class _Run:
         self._judge = None
         self._embedder = None
         self._eval_sets = None
+        # Our own bars (phases, generation) say where a run is; the libraries' loading bars are noise.
+        import datasets
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+        datasets.disable_progress_bars()
 
     # lazily built, shared by phases
     @property
@@ -299,11 +306,19 @@ class _Run:
         return ev
 
     def archive_embeddings(self, before: int) -> np.ndarray:
-        """Embeddings of every attack of iterations < ``before`` (DART's global diversity)."""
+        """Embeddings of every attack of iterations < ``before`` (DART's global diversity).
+
+        With ``novelty_includes_seeds`` the seed attacks (train split) count as iteration 0: the
+        red model gets no novelty for copying its few-shot examples, already in iteration 1.
+        """
+        from llmsafety.data import load_seed_attacks
+
         blocks = [np.load(self.out / f"iter_{s}" / "attack_embeddings.npy") for s in range(1, before)]
+        if self.cfg.novelty_includes_seeds:
+            blocks.insert(0, self.embed(list(load_seed_attacks(split="train")["prompt"])))
         blocks = [b for b in blocks if b.size]
         if not blocks:
-            return np.zeros((0, self.embedder.get_sentence_embedding_dimension()), dtype=np.float32)
+            return np.zeros((0, self.embed(["dimension probe"]).shape[1]), dtype=np.float32)
         return np.concatenate(blocks)
 
     def red_phase(self, t: int) -> dict[str, Any]:

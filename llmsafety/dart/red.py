@@ -61,6 +61,14 @@ def attach_lora(model, r: int, adapter_dir: str | Path | None = None, *, trainab
     return get_peft_model(model, config)
 
 
+def _quiet(trainer) -> None:
+    """Drop the callback that prints every log dict: the run keeps the logs, and shows its own bars."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+
+
 def _timed_trainer_class():
     """GRPOTrainer that also times its rollouts (generation + reward), so the RL update is the rest."""
     from trl import GRPOTrainer
@@ -126,6 +134,7 @@ def run_red_phase(
         processing_class=red.tokenizer,
         callbacks=callbacks,
     )
+    _quiet(trainer)
     t0 = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t0

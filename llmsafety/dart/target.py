@@ -99,6 +99,9 @@ def run_target_sft(
         train_dataset=Dataset.from_list(examples),
         processing_class=target.tokenizer,
     )
+    from llmsafety.dart.red import _quiet
+
+    _quiet(trainer)
     t0 = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t0
