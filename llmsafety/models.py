@@ -147,6 +147,8 @@ def convert_gguf_to_safetensors(gguf_path: str | os.PathLike, out_dir: str | os.
 
     gguf_path = Path(gguf_path)
     out_dir = Path(out_dir)
+    if not gguf_path.is_file():
+        raise FileNotFoundError(f"no GGUF file at {gguf_path}")
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     quantized = AutoModelForCausalLM.from_pretrained(
         gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32

@@ -61,6 +61,29 @@ def attach_lora(model, r: int, adapter_dir: str | Path | None = None, *, trainab
     return get_peft_model(model, config)
 
 
+def small_run_args(model, output_dir: str | Path, seed: int) -> dict[str, Any]:
+    """Trainer arguments shared by the red (GRPO) and target (SFT) phases.
+
+    TRL's defaults suit long GPU runs (activation checkpointing, bf16, logging every 10 steps,
+    checkpoints); ours are short: log every step, save nothing (the run saves adapters itself),
+    train in the model's own dtype, seed everything.
+    """
+    return dict(
+        output_dir=str(output_dir),
+        gradient_accumulation_steps=1,
+        gradient_checkpointing=False,
+        bf16=str(model.dtype) == "torch.bfloat16",
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        disable_tqdm=True,
+        use_cpu=model.device.type == "cpu",
+        dataloader_num_workers=0,
+    )
+
+
 def _quiet(trainer) -> None:
     """Drop the callback that prints every log dict: the run keeps the logs, and shows its own bars."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -100,12 +123,9 @@ def run_red_phase(
     from trl import GRPOConfig
 
     per_step = config.red_prompts_per_step * config.red_generations
-    use_bf16 = red.dtype.__str__() == "torch.bfloat16"
     args = GRPOConfig(
-        output_dir=str(output_dir),
         max_steps=config.red_steps,
         per_device_train_batch_size=per_step,  # counts completions, not prompts
-        gradient_accumulation_steps=1,
         num_generations=config.red_generations,
         max_completion_length=config.red_max_new_tokens,
         temperature=config.red_temperature,
@@ -114,17 +134,8 @@ def run_red_phase(
         beta=config.red_kl_beta,
         reward_weights=[1.0, config.diversity_weight, config.length_penalty_weight],
         scale_rewards="group",
-        gradient_checkpointing=False,
-        bf16=use_bf16,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        seed=seed,
-        data_seed=seed,
-        disable_tqdm=True,
-        use_cpu=red.device.type == "cpu",
-        dataloader_num_workers=0,
         log_completions=False,
+        **small_run_args(red, output_dir, seed),
     )
     trainer = _timed_trainer_class()(
         model=red.model,

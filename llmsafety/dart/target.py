@@ -71,27 +71,17 @@ def run_target_sft(
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    use_bf16 = str(target.dtype) == "torch.bfloat16"
+    from llmsafety.dart.red import small_run_args
+
     args = SFTConfig(
-        output_dir=str(output_dir),
         num_train_epochs=config.target_epochs,
         per_device_train_batch_size=8,
-        gradient_accumulation_steps=1,
         learning_rate=config.target_learning_rate,
         lr_scheduler_type="constant",
         max_length=256,
         packing=False,
         completion_only_loss=True,
-        gradient_checkpointing=False,
-        bf16=use_bf16,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        seed=seed,
-        data_seed=seed,
-        disable_tqdm=True,
-        use_cpu=target.device.type == "cpu",
-        dataloader_num_workers=0,
+        **small_run_args(target, output_dir, seed),
     )
     trainer = SFTTrainer(
         model=target.model,
