@@ -2,7 +2,8 @@
 
     python benchmarks/dart_iteration.py [--attacks 16,32,64,128] [--out runs/bench_iteration]
 
-One iteration of the ``tiny`` preset per size, in a fresh subprocess each (so peak memory is that
+One iteration of the ``tiny`` preset per size (32 attacks = the preset itself; the selection budget
+and the benign mix scale with the size), in a fresh subprocess each (so peak memory is that
 run's own). Attacks per iteration = red_steps x red_prompts_per_step x red_generations
 (2 instructions x 8 attacks = 16 per GRPO step). Prints a markdown table: where the time goes,
 and how each phase grows with the work. Run by hand; never part of the test suite.
@@ -46,7 +47,7 @@ def child(n_attacks: int, out: str) -> None:
     thread.start()
     steps = max(1, n_attacks // 16)
     config = DARTConfig.preset("tiny", iterations=1, red_steps=steps, red_prompts_per_step=2, red_generations=8,
-                               selection_budget=max(4, n_attacks // 4), benign_mix=max(4, n_attacks // 8))
+                               selection_budget=max(4, n_attacks // 2), benign_mix=max(4, 3 * n_attacks // 8))
     t0 = time.perf_counter()
     run_dart(config, out, progress=False, on_phase_end=on_phase_end)
     total = time.perf_counter() - t0

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -72,7 +74,13 @@ def main() -> None:
                 shutil.copy(first_dir / "eval_0.json", run_dir / "eval_0.json")
                 (run_dir / "state.json").write_text(json.dumps({"completed": ["eval_0"]}))
             t0 = time.perf_counter()
-            results[variant, seed] = run_dart(config, run_dir, resume=True, progress=True)
+            # One process per run: every run starts from the same clean state, and memory that a
+            # library keeps between trainings (TRL/accelerate caches) is returned to the OS.
+            requested = config.save(runs_dir / f"{variant}_seed{seed}.yaml")
+            cli = Path(sys.executable).with_name("llmsafety")
+            subprocess.run([str(cli), "dart", "run", "--config", str(requested),
+                            "--out", str(run_dir), "--resume"], check=True)
+            results[variant, seed] = load_result(run_dir)
             first_dir = first_dir or run_dir
             print(f"[{time.perf_counter() - started:6.0f}s] {variant} seed {seed}: "
                   f"{time.perf_counter() - t0:.0f}s\n{results[variant, seed].summary()}", flush=True)
