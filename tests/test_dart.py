@@ -210,6 +210,13 @@ def test_two_iterations_end_to_end_and_resume_gives_the_same_result(tmp_path, hh
     # an existing run is never silently overwritten
     with pytest.raises(FileExistsError, match="already holds a DART run"):
         run_dart(config, resumed_dir, resume=False, progress=False)
+    # the CLI: a report of a finished run, and no silent overwrite without --resume
+    from llmsafety.cli import main
+
+    assert main(["dart", "report", str(tmp_path / "straight")]) == 0
+    for name in ("violation.png", "red_metrics.png", "categories.png", "report.md"):
+        assert (tmp_path / "straight" / name).stat().st_size > 0
+    assert main(["dart", "run", "--preset", "tiny", "--out", str(resumed_dir)]) == 2
     other = DARTConfig(hh_source=hh_source, **{**TINY, "seed": 1})
     with pytest.raises(ValueError, match="seed: saved 0 != given 1"):
         run_dart(other, resumed_dir, resume=True, progress=False)
