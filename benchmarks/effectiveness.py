@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="DARTConfig overrides, e.g. iterations=3")
     args = parser.parse_args()
 
-    from llmsafety.dart import DARTConfig, load_result, run_dart
+    from llmsafety.dart import DARTConfig, load_result
     from llmsafety.dart.report import plot_red_metrics, plot_violation
 
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -48,7 +48,7 @@ def main() -> None:
           "ignores attention and memory traffic, which dominate at small batch)")
 
     prompts = list(load_seed_attacks()["prompt"])
-    print(f"\n| batch | tokens/s | % of FLOP bound | seconds |")
+    print("\n| batch | tokens/s | % of FLOP bound | seconds |")
     print("|---|---|---|---|")
     generate(model, prompts[:4], max_new_tokens=8, progress=False)  # warm-up
     for bs in (int(b) for b in args.batches.split(",")):

@@ -32,7 +32,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from llmsafety._cache import atomic_write_bytes, atomic_write_text
+from llmsafety._cache import atomic_write_text
 from llmsafety.dart.config import DARTConfig
 from llmsafety.dart.evaluate import evaluate_target, summarize
 from llmsafety.dart.rewards import RedRewards
@@ -123,12 +123,11 @@ def build_eval_sets(config: DARTConfig) -> EvalSets:
     if config.eval_hh_prompts:
         frames.append(pd.DataFrame({"prompt": hh_heldout_prompts(config.eval_hh_prompts, config.hh_source),
                                     "source": "hh", "category": "hh-rlhf"}))
-    if config.eval_seed_prompts >= 0:
-        seed_eval = load_seed_attacks(split="eval")
-        if config.eval_seed_prompts:
-            seed_eval = seed_eval.sample(n=min(config.eval_seed_prompts, len(seed_eval)), random_state=0)
-        frames.append(pd.DataFrame({"prompt": seed_eval["prompt"].values, "source": "seed_eval",
-                                    "category": seed_eval["taxonomy_id"].values}))
+    seed_eval = load_seed_attacks(split="eval")
+    if config.eval_seed_prompts:  # 0 = all of them
+        seed_eval = seed_eval.sample(n=min(config.eval_seed_prompts, len(seed_eval)), random_state=0)
+    frames.append(pd.DataFrame({"prompt": seed_eval["prompt"].values, "source": "seed_eval",
+                                "category": seed_eval["taxonomy_id"].values}))
     benign = load_benign_prompts()
     train_idx, eval_idx = _stable_half(list(benign["id"]))
     benign_eval = list(benign["prompt"].iloc[eval_idx])

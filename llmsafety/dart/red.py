@@ -10,9 +10,8 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
 RED_SYSTEM_PROMPT = (

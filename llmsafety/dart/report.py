@@ -113,16 +113,8 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
         paths[name] = run_dir / f"{name}.png"
         fig.savefig(paths[name], dpi=120)
     lines = [f"# DART run `{run_dir.name}`", "", "```", result.summary(), "```", "",
-             metrics_table(result).to_markdown(index=False) if _has_tabulate() else metrics_table(result).to_string(),
+             metrics_table(result).to_markdown(index=False),
              "", "![violation](violation.png)", "![red metrics](red_metrics.png)", "![categories](categories.png)"]
     paths["report"] = run_dir / "report.md"
     paths["report"].write_text("\n".join(lines) + "\n")
     return paths
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-        return True
-    except ImportError:
-        return False

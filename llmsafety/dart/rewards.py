@@ -90,7 +90,10 @@ class RedRewards:
         self.novelty_kind = novelty_kind
         self.min_attack_words = min_attack_words
         self.log = RolloutLog()
-        self._pending: dict[int, dict[str, Any]] = {}
+        # TRL calls the reward functions in order on the same completions: harm_reward opens the
+        # batch (extracts the attacks, appends their records), the other two fill those records in.
+        self._batch_attacks: list[str] = []
+        self._batch_start = 0
 
     # The three callables; their __name__ becomes the name TRL logs.
     def harm_reward(self, prompts, completions, completion_ids=None, category=None, trainer_state=None, **_):
@@ -123,23 +126,25 @@ class RedRewards:
         # to push the red model away from it; the record keeps the reason.
         return [0.0 if h is None else float(h) for h in harm]
 
+    def _batch_records(self) -> list[dict[str, Any]]:
+        return self.log.records[self._batch_start : self._batch_start + len(self._batch_attacks)]
+
     def novelty_reward(self, prompts, completions, **_):
-        attacks = getattr(self, "_batch_attacks", None) or [extract_attack(c) for c in completions]
+        attacks = self._batch_attacks
         t0 = time.perf_counter()
         texts = [a if a else "(empty)" for a in attacks]
         emb = self.embed_fn(texts)
         novelty = global_novelty(emb, self.archive_embeddings, kind=self.novelty_kind)
         novelty = np.where([bool(a) for a in attacks], novelty, 0.0)
         self.log.seconds["novelty"] += time.perf_counter() - t0
-        for k, rec in enumerate(self.log.records[self._batch_start : self._batch_start + len(attacks)]):
+        for k, rec in enumerate(self._batch_records()):
             rec["novelty"] = float(novelty[k])
             rec["embedding"] = emb[k]
         return novelty.tolist()
 
     def degeneracy_reward(self, prompts, completions, **_):
-        attacks = getattr(self, "_batch_attacks", None) or [extract_attack(c) for c in completions]
-        penalty = degeneracy_penalty(attacks, self.min_attack_words)
-        for k, rec in enumerate(self.log.records[self._batch_start : self._batch_start + len(attacks)]):
+        penalty = degeneracy_penalty(self._batch_attacks, self.min_attack_words)
+        for k, rec in enumerate(self._batch_records()):
             rec["degeneracy"] = float(penalty[k])
         return (-penalty).tolist()
 
