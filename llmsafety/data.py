@@ -2,10 +2,14 @@
 
 Four sources, each returned as a ``pandas.DataFrame``:
 
-- :func:`load_hh_harmless` reads Anthropic's hh-rlhf *harmless-base* preference pairs
-  (a local ``.jsonl``/``.jsonl.gz`` file, or the Hugging Face hub when online) and splits
-  each dialogue into turns. :func:`hh_eval_prompts` samples its first human turns, the
-  held-out attack prompts DART-style red teaming is measured on.
+- :func:`load_hh_prompts` reads the first human turns of Anthropic's hh-rlhf *harmless-base*
+  test split, shipped with the package (MIT; ``resources/HH_RLHF_LICENSE.md``), each with the
+  default judge's ``judge_split`` (``train`` / ``heldout``) and, once labelled, whether a
+  careful reader found it harmful. No network is needed. :func:`hh_eval_prompts` samples the
+  held-out ones, the prompts DART-style red teaming is measured on.
+- :func:`load_hh_harmless` reads the full preference pairs (a local ``.jsonl``/``.jsonl.gz``
+  file, or the Hugging Face hub when online) and splits each dialogue into turns; only judge
+  training and lessons on preference data need them.
 - :func:`load_seed_attacks` reads the attack prompts shipped with the package
   (``resources/seed_attacks.jsonl``). Each names a harmful goal *in general terms*, in a
   style that the survey's taxonomy names (role play, refusal suppression, cipher text, ...),
@@ -52,6 +56,8 @@ __all__ = [
     "parse_hh_dialogue",
     "load_hh_harmless",
     "hh_eval_prompts",
+    "load_hh_prompts",
+    "HH_PROMPT_LABELS",
     "load_seed_attacks",
     "load_benign_prompts",
     "load_judge_eval_cases",
@@ -62,6 +68,9 @@ HH_DATA_DIR = "harmless-base"
 HH_SPLITS = ("train", "test")
 HH_SOURCE_ENV = "LLMSAFETY_HH_SOURCE"
 SEED_SPLITS = ("train", "eval")
+HH_JUDGE_SPLITS = ("train", "heldout")
+#: Labels a careful reader gave the held-out hh prompts (``resources/labelling_protocol.md``).
+HH_PROMPT_LABELS = ("harmful", "benign", "unclear")
 
 #: What each judge evaluation case tests, and whether a reply of that kind is harmful.
 JUDGE_CASE_KINDS: dict[str, bool] = {
@@ -314,28 +323,72 @@ def load_hh_harmless(split: str = "test", source: str | os.PathLike | None = Non
     return pd.DataFrame(rows, columns=_HH_COLUMNS)
 
 
+def load_hh_prompts(judge_split: str | None = None, label: str | None = None) -> pd.DataFrame:
+    """The distinct first human turns of hh-rlhf harmless-base *test*, shipped with the package.
+
+    Parameters
+    ----------
+    judge_split : {"train", "heldout"} or None
+        Keep the prompts the default judge was trained on (``"train"``) or never saw
+        (``"heldout"``, by :func:`llmsafety.judges.is_hh_judge_heldout`); ``None`` keeps both.
+    label : {"harmful", "benign", "unclear"} or None
+        Keep held-out prompts with this human label; ``None`` keeps all.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``id``, ``prompt``, ``judge_split``, ``label`` and ``label_reason`` (both
+        ``None`` for prompts nobody labelled), in the order of first occurrence in the split.
+    """
+    if judge_split is not None and judge_split not in HH_JUDGE_SPLITS:
+        raise ValueError(f"unknown judge_split {judge_split!r}; choose one of {list(HH_JUDGE_SPLITS)} or None")
+    if label is not None and label not in HH_PROMPT_LABELS:
+        raise ValueError(f"unknown label {label!r}; choose one of {list(HH_PROMPT_LABELS)} or None")
+    records = _read_resource("hh_harmless_test_prompts.jsonl", ("id", "prompt", "judge_split"))
+    frame = pd.DataFrame(records, columns=["id", "prompt", "judge_split", "label", "label_reason"])
+    frame = frame.astype(object).where(frame.notna(), None)
+    if judge_split is not None:
+        frame = frame[frame["judge_split"] == judge_split]
+    if label is not None:
+        frame = frame[frame["label"] == label]
+    return frame.reset_index(drop=True)
+
+
 def hh_eval_prompts(
-    n: int, seed: int = 0, source: str | os.PathLike | None = None
+    n: int, seed: int = 0, source: str | os.PathLike | None = None, label: str | None = None
 ) -> list[str]:
-    """A deterministic sample of ``n`` distinct first-turn prompts from the hh-rlhf test split.
+    """A deterministic sample of ``n`` distinct hh-rlhf test prompts the default judge never saw.
+
+    Only prompts on the judge's held-out side (:func:`llmsafety.judges.is_hh_judge_heldout`)
+    are drawn, so a reply is never graded by a judge trained on its prompt.
 
     Parameters
     ----------
     n : int
-        How many prompts (at most the number of distinct non-empty first turns).
+        How many prompts (at most the number of distinct held-out first turns).
     seed : int
-        Seed of the sample; the same ``(n, seed, source)`` always gives the same list.
+        Seed of the sample; the same arguments always give the same list.
     source : path, "hub" or None
-        As in :func:`load_hh_harmless` (test split).
+        ``None``: the prompts shipped with the package (no network). Otherwise a file or the
+        hub, as in :func:`load_hh_harmless` (test split).
+    label : {"harmful", "benign", "unclear"} or None
+        Draw only prompts with this human label (shipped prompts only).
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
-    prompts = load_hh_harmless("test", source=source)["prompt"]
-    distinct = list(dict.fromkeys(p for p in prompts if p))  # first occurrence order
+    if source is None:
+        distinct = list(load_hh_prompts("heldout", label=label)["prompt"])
+    else:
+        if label is not None:
+            raise ValueError("label= needs the shipped prompts (source=None): files carry no labels")
+        from llmsafety.judges import is_hh_judge_heldout
+
+        prompts = load_hh_harmless("test", source=source)["prompt"]
+        distinct = [p for p in dict.fromkeys(p for p in prompts if p and p.strip()) if is_hh_judge_heldout(p)]
     if n > len(distinct):
         raise ValueError(
-            f"asked for n={n} prompts but the hh-rlhf test split has only {len(distinct)} "
-            "distinct first turns"
+            f"asked for n={n} prompts but only {len(distinct)} distinct held-out hh-rlhf test "
+            "prompts" + (f" labelled {label!r}" if label else "") + " exist"
         )
     return random.Random(seed).sample(distinct, n)
 

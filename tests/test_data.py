@@ -16,6 +16,7 @@ from llmsafety.data import (
     hh_eval_prompts,
     load_benign_prompts,
     load_hh_harmless,
+    load_hh_prompts,
     load_judge_eval_cases,
     load_seed_attacks,
     parse_hh_dialogue,
@@ -216,22 +217,57 @@ def test_shared_hh_test_split():
     assert df["chosen_response"].ne(df["rejected_response"]).mean() > 0.9
 
 
-@needs_hh_file
-def test_hh_eval_prompts_on_shared_file_are_distinct_and_reproducible():
-    first = hh_eval_prompts(50, seed=3)
+def test_hh_eval_prompts_are_heldout_distinct_and_reproducible_offline(monkeypatch):
+    from llmsafety.judges import is_hh_judge_heldout
+
+    monkeypatch.delenv("LLMSAFETY_HH_SOURCE", raising=False)
+    first = hh_eval_prompts(50, seed=3)  # the shipped prompts: no file, no network
     assert first == hh_eval_prompts(50, seed=3)
     assert len(set(first)) == 50
     assert first != hh_eval_prompts(50, seed=4)
-    assert set(first) <= set(load_hh_harmless("test")["prompt"])
+    assert all(is_hh_judge_heldout(p) for p in first)
 
 
-def test_hh_eval_prompts_deduplicates_and_checks_n(tmp_path):
-    path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
-    assert sorted(hh_eval_prompts(2, source=path)) == ["Hi there", "How do I hurt someone?"]
-    with pytest.raises(ValueError, match="only 2 distinct"):
+def test_hh_eval_prompts_from_a_file_deduplicates_keeps_heldout_and_checks_n(tmp_path):
+    def pair(prompt):
+        return {"chosen": f"\n\nHuman: {prompt}\n\nAssistant: No.",
+                "rejected": f"\n\nHuman: {prompt}\n\nAssistant: Yes."}
+
+    # "How do I pick a lock?" and "How can I steal a car?" are on the judge's held-out side,
+    # "Hi there" on its training side (the SHA-256 rule of is_hh_judge_heldout).
+    rows = [pair("How do I pick a lock?"), pair("Hi there"), pair("How can I steal a car?"),
+            pair("How do I pick a lock?")]
+    path = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    assert sorted(hh_eval_prompts(2, source=path)) == ["How can I steal a car?", "How do I pick a lock?"]
+    with pytest.raises(ValueError, match="only 2 distinct held-out"):
         hh_eval_prompts(3, source=path)
     with pytest.raises(ValueError, match="non-negative"):
         hh_eval_prompts(-1, source=path)
+
+
+def test_shipped_hh_prompts_follow_the_judge_split_and_ship_their_licence():
+    from importlib import resources
+
+    from llmsafety.judges import is_hh_judge_heldout
+
+    prompts = load_hh_prompts()
+    assert prompts["prompt"].is_unique and prompts["id"].is_unique
+    assert prompts["prompt"].str.strip().str.len().gt(0).all()
+    expected = ["heldout" if is_hh_judge_heldout(p) else "train" for p in prompts["prompt"]]
+    assert prompts["judge_split"].tolist() == expected
+    assert 0.35 < (prompts["judge_split"] == "heldout").mean() < 0.45  # the 60/40 hash split
+    assert set(load_hh_prompts("heldout")["prompt"]) == set(prompts.loc[prompts.judge_split == "heldout", "prompt"])
+    licence = resources.files("llmsafety").joinpath("resources", "HH_RLHF_LICENSE.md").read_text()
+    assert "MIT License" in licence and "Anthropic" in licence
+    with pytest.raises(ValueError, match="judge_split"):
+        load_hh_prompts("test")
+
+
+@needs_hh_file
+def test_shipped_hh_prompts_are_exactly_the_first_turns_of_the_shared_file():
+    df = load_hh_harmless("test")
+    distinct = list(dict.fromkeys(p for p in df["prompt"] if p and p.strip()))
+    assert load_hh_prompts()["prompt"].tolist() == distinct
 
 
 # --------------------------------------------------------------------------- seed attacks

@@ -100,7 +100,8 @@ class DARTConfig:
     eval_each_iteration: bool = True
     bootstrap_samples: int = 1000
     hh_source: str | None = None
-    """Local hh-rlhf harmless jsonl(.gz); None: ``$LLMSAFETY_HH_SOURCE`` or the hub."""
+    """hh-rlhf harmless test prompts: None = the copy shipped with the package (offline);
+    a local jsonl(.gz) of the pairs or "hub" reads them there (the same prompts either way)."""
 
     batch_size: int = 32
 

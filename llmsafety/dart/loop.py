@@ -137,12 +137,19 @@ def build_eval_sets(config: DARTConfig) -> EvalSets:
 
 
 def hh_heldout_prompts(n: int, source: str | None = None) -> list[str]:
-    """``n`` hh-rlhf harmless test prompts from the part the default judge was not trained on."""
-    from llmsafety.data import load_hh_harmless
+    """``n`` hh-rlhf harmless test prompts from the part the default judge was not trained on.
+
+    ``source=None`` reads the prompts shipped with the package (no network); a path or ``"hub"``
+    reads the full pairs as :func:`llmsafety.data.load_hh_harmless` does. Both give the same list.
+    """
+    from llmsafety.data import load_hh_harmless, load_hh_prompts
     from llmsafety.judges import hh_judge_split
 
-    frame = load_hh_harmless("test", source=source)
-    heldout = frame[hh_judge_split(frame) == "heldout"]
+    if source is None:
+        heldout = load_hh_prompts("heldout")
+    else:
+        frame = load_hh_harmless("test", source=source)
+        heldout = frame[hh_judge_split(frame) == "heldout"]
     prompts = list(dict.fromkeys(p for p in heldout["prompt"] if p and p.strip()))
     if n > len(prompts):
         raise ValueError(f"eval_hh_prompts={n} but only {len(prompts)} held-out hh prompts exist")
