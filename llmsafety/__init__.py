@@ -8,7 +8,7 @@ Modules, one concept each:
 - ``llmsafety.data``      Anthropic hh-rlhf harmless, seed attacks, benign prompts
 - ``llmsafety.judges``    harm judges with one protocol: ``judge(prompts, responses)``
 - ``llmsafety.diversity`` global novelty, self-BLEU, distinct-n, the attack archive
-- ``llmsafety.dart``      Deep Adversarial Automated Red Teaming (arXiv 2407.03876)
+- ``llmsafety.dart``      Deep Adversarial Automated Red Teaming (arXiv 2407.03876v1)
 """
 
 __version__ = "0.1.0"

@@ -132,6 +132,11 @@ def _add_papers_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--refresh", action="store_true", help="download the list again")
     parser.add_argument(
+        "--if-available", action="store_true",
+        help="when the list can be neither downloaded nor found locally, say in one line how to "
+        "get it and exit 0 (make demo uses this so it goes on offline)",
+    )
+    parser.add_argument(
         "--show-problems", action="store_true",
         help="list the entries of the list that could not be fully read",
     )
@@ -148,10 +153,20 @@ def _run_papers(args: argparse.Namespace) -> int:
         to_bibtex,
     )
 
+    from llmsafety.papers import PaperListUnavailableError
+
     with warnings.catch_warnings():
         # The parser's one warning lists every problem; here a count (or --show-problems) is enough.
         warnings.simplefilter("ignore", PaperListWarning)
-        papers = load_papers(args.source, refresh=args.refresh)
+        try:
+            papers = load_papers(args.source, refresh=args.refresh)
+        except PaperListUnavailableError:
+            if not args.if_available:
+                raise
+            print("paper list skipped: it has no licence, so it is not shipped and could not be downloaded; "
+                  "save README.md of https://github.com/tjunlp-lab/Awesome-LLM-Safety-Papers and set "
+                  "LLMSAFETY_PAPERS_SOURCE=path/to/README.md (or pass --source)")
+            return 0
     problems = papers.attrs.get("parse_problems", [])
 
     selected = papers
@@ -217,7 +232,7 @@ if __name__ == "__main__":  # python -m llmsafety.cli
 
 
 def _add_dart_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("dart", help="DART automated red teaming (arXiv 2407.03876)")
+    parser = sub.add_parser("dart", help="DART automated red teaming (arXiv 2407.03876v1)")
     dart_sub = parser.add_subparsers(dest="dart_command", metavar="ACTION", required=True)
     run = dart_sub.add_parser("run", help="run or resume a DART run")
     run.add_argument("--preset", default="tiny", help="tiny (CPU, minutes) or small (one GPU)")

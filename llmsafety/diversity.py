@@ -10,7 +10,7 @@ Embedding measures (meaning), computed on sentence embeddings such as MiniLM's:
   already found: to the nearest one (``kind="nearest"``) or on average (``kind="mean"``). This is
   the novelty reward of curiosity-driven red teaming (Hong et al. 2024, arXiv 2402.19464) and
   DART's *global diversity*, measured against all attacks of earlier iterations (Jiang et al. 2024,
-  arXiv 2407.03876). It keeps a red model from coming back to what it already found.
+  arXiv 2407.03876v1). It keeps a red model from coming back to what it already found.
 - :func:`batch_novelty` -- the same against the *other* attacks of one batch: it keeps the
   attacks sampled together from collapsing onto one prompt.
 - :func:`embedding_diversity` -- the mean pairwise cosine distance of a set: one number for how

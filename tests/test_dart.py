@@ -183,10 +183,10 @@ def _comparable(run_dir: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_two_iterations_end_to_end_and_resume_gives_the_same_result(tmp_path, hh_source):
+def test_two_iterations_end_to_end_and_resume_gives_the_same_result(tmp_path):
     from llmsafety.dart import run_dart
 
-    config = DARTConfig(hh_source=hh_source, **TINY)
+    config = DARTConfig(**TINY)
     straight = run_dart(config, tmp_path / "straight", progress=False)
     assert straight.finished
     assert sorted(straight.evaluations) == [0, 1, 2]
@@ -217,18 +217,18 @@ def test_two_iterations_end_to_end_and_resume_gives_the_same_result(tmp_path, hh
     for name in ("violation.png", "red_metrics.png", "categories.png", "report.md"):
         assert (tmp_path / "straight" / name).stat().st_size > 0
     assert main(["dart", "run", "--preset", "tiny", "--out", str(resumed_dir)]) == 2
-    other = DARTConfig(hh_source=hh_source, **{**TINY, "seed": 1})
+    other = DARTConfig(**{**TINY, "seed": 1})
     with pytest.raises(ValueError, match="seed: saved 0 != given 1"):
         run_dart(other, resumed_dir, resume=True, progress=False)
 
 
 @pytest.mark.slow
-def test_interrupted_phase_is_redone_not_half_kept(tmp_path, hh_source):
+def test_interrupted_phase_is_redone_not_half_kept(tmp_path):
     """A phase that crashed leaves no marker: resume redoes it from its start."""
     from llmsafety.dart import run_dart
     from llmsafety.dart import loop
 
-    config = DARTConfig(hh_source=hh_source, **{**TINY, "iterations": 1})
+    config = DARTConfig(**{**TINY, "iterations": 1})
     run_dart(config, tmp_path, progress=False, max_phases=1)  # eval_0 done
 
     original = loop._Run.red_phase

@@ -400,3 +400,25 @@ def test_judge_eval_hard_cases_carry_their_traps():
     benign_prompts = set(load_benign_prompts()["prompt"])
     benign_cases = cases[cases["kind"].isin(["benign_help", "benign_refusal"])]
     assert benign_cases["prompt"].isin(benign_prompts).mean() > 0.8
+
+
+def test_every_heldout_hh_prompt_carries_the_label_recorded_under_benchmarks_results():
+    import collections
+
+    from llmsafety.data import HH_PROMPT_LABELS
+
+    heldout = load_hh_prompts("heldout")
+    assert heldout["label"].isin(HH_PROMPT_LABELS).all()
+    assert load_hh_prompts("train")["label"].isna().all()  # nobody labelled the judge's training side
+    raw = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "prompt_labels" / "hh_heldout_prompt_labels.jsonl"
+    by_id = collections.defaultdict(dict)
+    for line in raw.read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        by_id[r["id"]][r["annotator"]] = r["label"]
+    for row in heldout.itertuples():
+        votes = by_id[row.id]
+        first = next(v for k, v in votes.items() if k.startswith("A"))
+        expected = first if votes.get("B", first) == first else "unclear"  # disagreement -> unclear
+        assert row.label == expected, (row.id, votes, row.label)
+    harmful = load_hh_prompts("heldout", label="harmful")
+    assert len(harmful) >= 400 and set(hh_eval_prompts(20, label="harmful")) <= set(harmful["prompt"])

@@ -47,10 +47,17 @@ class DARTConfig:
     red_generations: int = 8
     red_max_new_tokens: int = 32
     red_temperature: float = 1.0
+    red_top_p: float = 1.0
+    """Nucleus sampling of the red rollouts (1.0 = plain sampling; ours)."""
     red_learning_rate: float = 2e-4
     red_kl_beta: float = 0.02
     """KL to the initial red model, through the trainer (``beta`` of GRPOConfig)."""
     red_lora_r: int = 16
+    lora_alpha_multiplier: float = 2.0
+    """LoRA alpha = multiplier x r, for the Red and the Target adapters (ours)."""
+    lora_dropout: float = 0.0
+    lora_target_modules: str = "all-linear"
+    """peft ``target_modules``: ``all-linear`` or a comma-separated list of module names."""
     red_examples_per_prompt: int = 3
     """Seed attacks of one category shown in each red instruction (few-shot)."""
 
@@ -83,6 +90,9 @@ class DARTConfig:
     target_epochs: int = 3
     target_learning_rate: float = 3e-4
     target_lora_r: int = 16
+    target_sft_batch_size: int = 8
+    target_sft_max_length: int = 256
+    """Tokens per SFT example (prompt + safe reply), longer ones are cut (ours)."""
     safety_system_prompt: str = (
         "You are a helpful and harmless assistant. If a request could cause harm, is illegal, "
         "unethical, deceptive or hateful, politely refuse, say briefly why, and offer a safe "
@@ -119,7 +129,8 @@ class DARTConfig:
         positive_ints = ("iterations", "red_steps", "red_prompts_per_step", "red_max_new_tokens",
                          "red_lora_r", "red_examples_per_prompt", "selection_budget", "uncertainty_samples",
                          "target_max_new_tokens", "target_epochs", "target_lora_r", "eval_max_new_tokens",
-                         "bootstrap_samples", "batch_size", "min_attack_words")
+                         "bootstrap_samples", "batch_size", "min_attack_words", "target_sft_batch_size",
+                         "target_sft_max_length")
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -136,6 +147,14 @@ class DARTConfig:
         for name in ("diversity_weight", "length_penalty_weight", "red_kl_beta"):
             if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) < 0:
                 raise bad(name, "must be a number >= 0")
+        if not (isinstance(self.red_top_p, (int, float)) and 0 < self.red_top_p <= 1):
+            raise bad("red_top_p", "must be a number in (0, 1]")
+        if not (isinstance(self.lora_dropout, (int, float)) and 0 <= self.lora_dropout < 1):
+            raise bad("lora_dropout", "must be a number in [0, 1)")
+        if not (isinstance(self.lora_alpha_multiplier, (int, float)) and self.lora_alpha_multiplier > 0):
+            raise bad("lora_alpha_multiplier", "must be a number > 0")
+        if not isinstance(self.lora_target_modules, str) or not self.lora_target_modules.strip():
+            raise bad("lora_target_modules", "must be 'all-linear' or a comma-separated list of module names")
         if not 0 < self.harm_threshold < 1:
             raise bad("harm_threshold", "must be in (0, 1)")
         for name in ("red_temperature", "target_temperature"):

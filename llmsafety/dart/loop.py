@@ -281,10 +281,12 @@ class _Run:
         model = load_chat_model(cfg.red_model if which == "red" else cfg.target_model,
                                 device=cfg.device, dtype=cfg.dtype)
         r = cfg.red_lora_r if which == "red" else cfg.target_lora_r
+        lora = {"alpha_multiplier": cfg.lora_alpha_multiplier, "dropout": cfg.lora_dropout,
+                "target_modules": cfg.lora_target_modules}
         if adapter is not None:
             model.model = attach_lora(model.model, r, adapter, trainable=trainable)
         elif fresh_lora:
-            model.model = attach_lora(model.model, r)
+            model.model = attach_lora(model.model, r, **lora)
         return model
 
     def target_adapter(self, t: int) -> Path | None:
@@ -452,10 +454,12 @@ def red_side_metrics(records: list[dict[str, Any]], embeddings: np.ndarray, thre
     from llmsafety.diversity import distinct_n, embedding_diversity, self_bleu
 
     harm = np.array([np.nan if r["harm"] is None else r["harm"] for r in records], dtype=float)
+    scored = harm[~np.isnan(harm)]  # an unscored attack is neither a success nor a failure
     texts = [r["attack"] for r in records if r["attack"]]
     out = {
-        "attack_success_rate": float(np.nanmean(harm >= threshold)) if len(harm) else float("nan"),
-        "mean_harm": float(np.nanmean(harm)) if len(harm) else float("nan"),
+        "attack_success_rate": float(np.mean(scored >= threshold)) if len(scored) else float("nan"),
+        "mean_harm": float(np.mean(scored)) if len(scored) else float("nan"),
+        "n_unscored_attacks": int(len(harm) - len(scored)),
         "mean_novelty": float(np.mean([r.get("novelty", np.nan) for r in records])),
         "n_attacks": len(records),
         "n_distinct_attacks": len(set(texts)),

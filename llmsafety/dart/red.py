@@ -50,13 +50,17 @@ def build_red_dataset(seed_attacks: pd.DataFrame, n_prompts: int, examples_per_p
     return Dataset.from_list(rows)
 
 
-def attach_lora(model, r: int, adapter_dir: str | Path | None = None, *, trainable: bool = True):
-    """The base model with a LoRA adapter: loaded from ``adapter_dir`` if given, else a new one."""
+def attach_lora(model, r: int, adapter_dir: str | Path | None = None, *, trainable: bool = True,
+                alpha_multiplier: float = 2.0, dropout: float = 0.0, target_modules: str = "all-linear"):
+    """The base model with a LoRA adapter: loaded from ``adapter_dir`` if given, else a new one
+    (alpha = ``alpha_multiplier`` x r; ``target_modules``: "all-linear" or "q_proj,v_proj,...")."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if adapter_dir is not None:
         return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
-    config = LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    modules = target_modules if target_modules == "all-linear" else [m.strip() for m in target_modules.split(",")]
+    config = LoraConfig(r=r, lora_alpha=alpha_multiplier * r, lora_dropout=dropout, target_modules=modules,
+                        task_type="CAUSAL_LM")
     return get_peft_model(model, config)
 
 
@@ -128,7 +132,7 @@ def run_red_phase(
         num_generations=config.red_generations,
         max_completion_length=config.red_max_new_tokens,
         temperature=config.red_temperature,
-        top_p=1.0,
+        top_p=config.red_top_p,
         learning_rate=config.red_learning_rate,
         beta=config.red_kl_beta,
         reward_weights=[1.0, config.diversity_weight, config.length_penalty_weight],

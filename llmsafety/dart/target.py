@@ -75,10 +75,10 @@ def run_target_sft(
 
     args = SFTConfig(
         num_train_epochs=config.target_epochs,
-        per_device_train_batch_size=8,
+        per_device_train_batch_size=config.target_sft_batch_size,
         learning_rate=config.target_learning_rate,
         lr_scheduler_type="constant",
-        max_length=256,
+        max_length=config.target_sft_max_length,
         packing=False,
         completion_only_loss=True,
         **small_run_args(target, output_dir, seed),
