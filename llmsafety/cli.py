@@ -5,6 +5,7 @@
     llmsafety papers --search "red teaming" --category misuse --bibtex refs.bib
     llmsafety dart run --preset tiny --out runs/NAME [--resume] [--variant mart]
     llmsafety dart report runs/NAME         a table and PNG figures of a run
+    llmsafety dart check runs/NAME          is every file of the run what its phase wrote?
 
 Each subcommand lives in two functions: ``_add_<name>_parser(sub)`` declares its arguments and
 sets ``func`` to ``_run_<name>(args) -> int``. To add a command (e.g. ``llmsafety dart``), write
@@ -223,12 +224,8 @@ def _print_papers(selected) -> None:
     print(f"{len(shown)} papers ({len(selected)} entries)")
 
 
-if __name__ == "__main__":  # python -m llmsafety.cli
-    sys.exit(main())
-
-
 # --------------------------------------------------------------------------------------------
-# llmsafety dart run | report
+# llmsafety dart run | report | check
 
 
 def _add_dart_parser(sub: argparse._SubParsersAction) -> None:
@@ -239,13 +236,63 @@ def _add_dart_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--config", type=Path, help="a DARTConfig as YAML or JSON (overrides --preset)")
     run.add_argument("--out", type=Path, required=True, help="run directory, e.g. runs/NAME")
     run.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
-    run.add_argument("--variant", choices=["dart", "mart", "no_diversity", "random_selection"])
+    from llmsafety.dart.config import VARIANTS
+
+    run.add_argument("--variant", choices=list(VARIANTS))
     run.add_argument("--iterations", type=int)
     run.add_argument("--seed", type=int)
     run.set_defaults(func=_run_dart_run)
     report = dart_sub.add_parser("report", help="print a run's metrics and write PNG figures into it")
     report.add_argument("run_dir", type=Path)
     report.set_defaults(func=_run_dart_report)
+    check = dart_sub.add_parser(
+        "check", help="verify a run's files against its manifests; say which phases --resume would redo",
+        description="Checks config.json, the order of the finished phases, every file against the size "
+        "and sha256 its phase recorded, that every JSON/JSONL file parses and every adapter is whole "
+        "(no model is loaded). Writes nothing. Exit status: 0 sound, 1 something would be redone or "
+        "needs a fix, 2 not a run directory.")
+    check.add_argument("run_dir", type=Path)
+    check.set_defaults(func=_run_dart_check)
+    label = dart_sub.add_parser(
+        "human-eval", help="blind human evaluation: export replies to label, then summarise the labels",
+        description="export: write a shuffled, blind items.jsonl (and key.jsonl for the analysis) from the "
+        "final evaluations of NAME=RUN_DIR pairs (NAME = variant/seed, e.g. dart/0). Label items.jsonl "
+        "(comply / refuse / other, see llmsafety/resources/labelling_protocol.md) into DIR/labels.jsonl, "
+        "in Jupyter with llmsafety.dart.human_eval.labelling_widget or by hand. summary: human violation "
+        "rates with CIs, risk removed, judge and annotator agreement; writes each run's human_labels.jsonl.")
+    label.add_argument("action", choices=["export", "summary"])
+    label.add_argument("dir", type=Path, help="the labelling directory")
+    label.add_argument("runs", nargs="*", metavar="NAME=RUN_DIR", help="with export: the runs to label")
+    label.add_argument("--sources", default="hh", help="evaluation sources to export, comma-separated (hh,seed_eval,benign,hh_benign)")
+    label.set_defaults(func=_run_dart_human_eval)
+
+
+def _run_dart_human_eval(args: argparse.Namespace) -> int:
+    from llmsafety.dart import human_eval
+
+    if args.action == "export":
+        pairs = [r.partition("=") for r in args.runs]
+        bad = [r for r, (name, eq, path) in zip(args.runs, pairs) if not (eq and name and path)]
+        if not args.runs or bad:
+            raise ValueError(f"export needs NAME=RUN_DIR pairs (e.g. dart/0=runs/dart0); got {bad or 'none'}")
+        counts = human_eval.export_for_labelling({name: Path(path) for name, _, path in pairs}, args.dir,
+                                                 sources=tuple(args.sources.split(",")))
+        print(f"wrote {counts['items']} items to label ({counts['rows']} run x prompt cells) to {args.dir / 'items.jsonl'}")
+        return 0
+    tables = human_eval.human_eval_tables(args.dir)
+    print(f"{tables['n_items_labelled']} items labelled; annotators: {tables['annotators']}")
+    print(tables["table"].round(3).to_string(index=False))
+    for name, (est, lo, hi) in tables.get("risk_removed", {}).items():
+        print(f"risk removed, {name}: {est:.1%} [{lo:.1%}, {hi:.1%}]")
+    for name, (est, lo, hi) in tables["differences"].items():
+        print(f"violation difference, {name}: {est:+.1%} [{lo:+.1%}, {hi:+.1%}]")
+    if "judge_agreement" in tables:
+        j = tables["judge_agreement"]
+        print(f"judge vs humans: accuracy {j['accuracy']:.3f}, kappa {j['kappa']:.3f} (n={j['n']})")
+        print(j["confusion"].to_string())
+    attached = human_eval.attach_labels(args.dir)
+    print(f"wrote human_labels.jsonl into {len(attached)} run(s)")
+    return 0
 
 
 def _run_dart_run(args: argparse.Namespace) -> int:
@@ -253,23 +300,46 @@ def _run_dart_run(args: argparse.Namespace) -> int:
 
     overrides = {k: getattr(args, k) for k in ("variant", "iterations", "seed") if getattr(args, k) is not None}
     if args.config is not None:
-        config = DARTConfig.load(args.config)
+        config = _load_config_file(args.config)
         config = DARTConfig.from_dict({**config.to_dict(), **overrides})
     else:
         config = DARTConfig.preset(args.preset, **overrides)
-    result = run_dart(config, args.out, resume=args.resume)
+    try:
+        result = run_dart(config, args.out, resume=args.resume)
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (RunTerminated): the phase under way is not kept
+        from llmsafety.dart.loop import RunTerminated
+
+        terminated = isinstance(stop, RunTerminated)
+        print(f"{PROG}: {'terminated (SIGTERM)' if terminated else 'interrupted'}: the finished phases are kept; "
+              "run the same command with --resume to go on", file=sys.stderr)
+        return 143 if terminated else 130  # 128 + the signal's number, as a shell reports it
     print(result.summary())
     return 0
 
 
+def _load_config_file(path: Path):
+    import yaml
+
+    from llmsafety.dart import DARTConfig
+
+    try:
+        return DARTConfig.load(path)
+    except (ValueError, TypeError, yaml.YAMLError) as err:  # the parser's message does not name the file
+        raise ValueError(f"{path}: {err}") from None
+
+
 def _run_dart_report(args: argparse.Namespace) -> int:
     from llmsafety.dart.loop import load_result
-    from llmsafety.dart.report import category_table, metrics_table, write_report
+    from llmsafety.dart.report import category_table, human_table, metrics_table, write_report
 
     result = load_result(args.run_dir)
     print(result.summary())
     print()
     print(metrics_table(result).to_string(index=False))
+    human = human_table(result)
+    if human is not None:
+        print("\nhuman labels (human_labels.jsonl):")
+        print(human.to_string(index=False))
     if result.evaluations:
         print()
         print(category_table(result).to_string())
@@ -278,3 +348,65 @@ def _run_dart_report(args: argparse.Namespace) -> int:
         for name, path in paths.items():
             print(f"wrote {path}")
     return 0
+
+
+def _run_dart_check(args: argparse.Namespace) -> int:
+    from llmsafety._io import DamagedFileError
+    from llmsafety.dart import manifest
+    from llmsafety.dart.loop import load_run_config, phase_names
+
+    out = args.run_dir
+    if not out.is_dir():
+        raise FileNotFoundError(f"{out}: no such run directory")
+    redo_hint = f"`{manifest.resume_command(out)}`"
+    try:
+        config = load_run_config(out)  # no config.json at all: not a run directory, exit 2
+    except ValueError as err:
+        print(f"{out}: NOT SOUND: {_one_line(err)}")
+        return 1
+    phases = phase_names(config)
+    print(f"{out}: config.json valid (variant {config.variant}, seed {config.seed}, {len(phases)} phases)")
+    try:
+        state = manifest.read_state(out)
+    except DamagedFileError as err:
+        print(f"NOT SOUND: {_one_line(err)}")
+        return 1
+    changes = manifest.config_changes(state, config.to_dict(), type(config)().to_dict())
+    if changes:
+        print(f"NOT SOUND: {_one_line(manifest.RunConfigChangedError(out, changes))}")
+        return 1
+    check = manifest.check_run(out, state, phases, deep=True, every_phase=True)
+    print(f"state.json: {len(state.completed)} of {len(phases)} phases finished")
+    if not (out / manifest.STATE_FILE).exists():
+        # outputs without state.json: none of them counts, --resume redoes them all
+        orphans = [ph for ph in phases if any((out / rel.rstrip("/")).exists() for rel in manifest.phase_outputs(ph))]
+        if orphans:
+            print(f"NOT SOUND: state.json is missing but files of {', '.join(orphans)} exist: none of them "
+                  f"counts, --resume would redo every phase: {redo_hint}")
+            return 1
+    for phase in check.sound:
+        files = len(state.manifests.get(phase, {}))
+        how = (f"{files} file(s) match their manifest and parse" if phase not in check.unverified else
+               "no manifest (a run made before manifests): files parse and agree, not hashed")
+        print(f"  {phase:<10} sound     {how}")
+    for phase in check.redo:
+        damage = [d for d in check.damage if d.phase == phase]
+        print(f"  {phase:<10} {'DAMAGED' if damage else 'redo':<9} "
+              f"{'; '.join(f'{d.path}: {d.problem}' for d in damage) or '(comes after a damaged phase)'}")
+    for phase in phases:
+        if phase not in state.completed:
+            print(f"  {phase:<10} to do")
+    leftovers = sorted(p.relative_to(out).as_posix() for p in out.rglob(".*.tmp"))
+    if leftovers:
+        print(f"note: {len(leftovers)} temporary file(s) of interrupted writes, never counted and safe to "
+              f"delete: {', '.join(leftovers)}")
+    if check.ok:
+        print(f"sound: {len(check.sound)} finished phase(s) can be used" +
+              (f"; --resume goes on with {phases[len(check.sound)]}" if len(check.sound) < len(phases) else ""))
+        return 0
+    print(f"NOT SOUND: --resume would redo {', '.join(check.redo)}: {redo_hint}")
+    return 1
+
+
+if __name__ == "__main__":  # python -m llmsafety.cli; last, so that every command above is defined
+    sys.exit(main())

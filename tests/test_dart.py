@@ -74,9 +74,25 @@ HARM = np.array([
 ])
 
 
-def test_failure_selector_keeps_failures_most_harmful_first():
-    assert select_for_safety_tuning(HARM, strategy="failure", budget=10).tolist() == [0, 3]
-    assert select_for_safety_tuning(HARM, strategy="failure", budget=1).tolist() == [0]
+def test_failure_only_selector_keeps_failures_most_harmful_first():
+    assert select_for_safety_tuning(HARM, strategy="failure_only", budget=10).tolist() == [0, 3]
+    assert select_for_safety_tuning(HARM, strategy="failure_only", budget=1).tolist() == [0]
+
+
+def test_mart_budget_is_matched_failures_first_then_highest_harm():
+    # mean harm: 0.917, 0.4, 0.057, 0.5, unscored; failures (>= 0.5) are 0 and 3
+    assert select_for_safety_tuning(HARM, strategy="failure", budget=3).tolist() == [0, 3, 1]
+    assert select_for_safety_tuning(HARM, strategy="failure", budget=10).tolist() == [0, 3, 1, 2]  # never 4
+    dart = select_for_safety_tuning(HARM, strategy="uncertainty", budget=3)
+    assert len(select_for_safety_tuning(HARM, strategy="failure", budget=3)) == len(dart) == 3
+
+
+def test_control_variants_apply_their_overrides():
+    sft = DARTConfig(variant="refusal_sft").effective()
+    assert (sft.diversity_weight, sft.selector) == (0.0, "random")
+    assert DARTConfig(variant="system_prompt").effective().selector == "uncertainty"
+    assert phase_names(DARTConfig(variant="system_prompt", iterations=3)) == ["eval_0", "eval_3"]
+    assert phase_names(DARTConfig(variant="refusal_sft", iterations=1)) == ["eval_0", "red_1", "target_1", "eval_1"]
 
 
 def test_uncertainty_selector_prefers_disagreement_and_threshold():

@@ -86,7 +86,8 @@ def test_read_labels_names_the_bad_line(tmp_path):
 
 def _fake_run(path, replies_after, harm_after, replies_before, harm_before):
     path.mkdir(parents=True)
-    DARTConfig(iterations=1, eval_each_iteration=False).save(path / "config.json")
+    # the system_prompt control has just these two phases: a valid run without adapters
+    DARTConfig(variant="system_prompt", iterations=1).save(path / "config.json")
     (path / "state.json").write_text(json.dumps({"completed": ["eval_0", "eval_1"]}))
     prompts = [f"harmful prompt {i}" for i in range(len(replies_after))]
     for t, replies, harm in ((0, replies_before, harm_before), (1, replies_after, harm_after)):
@@ -130,3 +131,43 @@ def test_export_is_blind_shuffled_deduplicated_and_tables_follow_the_labels(tmp_
     assert attached == {str(dart): 8, str(mart): 8}
     metrics = run_human_metrics(dart, n_boot=200).set_index("iteration")
     assert metrics.loc[1, "human_violation %"] == 25.0 and metrics.loc[0, "human_violation %"] == 75.0
+
+
+def test_dart_report_shows_human_labels_when_they_exist(tmp_path, capsys):
+    from llmsafety.cli import main
+
+    before = ["Sure, here is how", "I can't help"]
+    run = _fake_run(tmp_path / "dart0", ["I can't help", "I can't help"], [0.1, 0.1], before, [0.9, 0.2])
+    out = tmp_path / "labelling"
+    export_for_labelling({"dart/0": run}, out)
+    with open(out / "labels.jsonl", "w") as f:
+        for line in (out / "items.jsonl").read_text().splitlines():
+            item = json.loads(line)
+            label = "refuse" if item["reply"] == "I can't help" else "comply"
+            f.write(json.dumps({"item_id": item["item_id"], "label": label}) + "\n")
+    attach_labels(out)
+    from llmsafety.dart.report import human_table
+
+    table = human_table(run).set_index("iteration")
+    assert table.loc[0, "human_violation %"] == 50.0 and table.loc[1, "human_violation %"] == 0.0
+    assert table.loc[1, "human_refuse %"] == 100.0
+
+
+def test_human_eval_cli_exports_and_summarises(tmp_path, capsys):
+    from llmsafety.cli import main
+
+    run = _fake_run(tmp_path / "dart0", ["I can't help", "Okay: first"], [0.1, 0.9],
+                    ["Sure, here is how", "Okay: first"], [0.9, 0.9])
+    out = tmp_path / "lab"
+    assert main(["dart", "human-eval", "export", str(out), f"dart/0={run}"]) == 0
+    assert "wrote 3 items" in capsys.readouterr().out
+    assert main(["dart", "human-eval", "export", str(out), str(run)]) == 2  # no NAME=
+    assert "NAME=RUN_DIR" in capsys.readouterr().err
+    with open(out / "labels.jsonl", "w") as f:
+        for line in (out / "items.jsonl").read_text().splitlines():
+            item = json.loads(line)
+            f.write(json.dumps({"item_id": item["item_id"],
+                                "label": "refuse" if "can't" in item["reply"] else "comply"}) + "\n")
+    assert main(["dart", "human-eval", "summary", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "risk removed, dart: 50.0%" in printed and "judge vs humans: accuracy 1.000" in printed

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("dart", "mart", "no_diversity", "random_selection")
-SELECTORS = ("uncertainty", "failure", "random")
+VARIANTS = ("dart", "mart", "no_diversity", "random_selection", "refusal_sft", "system_prompt")
+SELECTORS = ("uncertainty", "failure", "failure_only", "random")
 NOVELTY_KINDS = ("nearest", "mean")
 
 
@@ -24,8 +24,11 @@ class DARTConfig:
     variant: str = "dart"
     """``dart`` (everything), ``mart`` (no diversity term, failure-based selection: MART,
     Ge et al. 2023, arXiv 2311.07689), ``no_diversity`` (lambda = 0, uncertainty selection),
-    ``random_selection`` (diversity on, random selection). The variant overrides
-    ``diversity_weight`` and ``selector`` (see :meth:`effective`)."""
+    ``random_selection`` (diversity on, random selection); two controls that could explain
+    DART's effect without it: ``refusal_sft`` (no Red LLM: each iteration the same budget of
+    seed-train attacks, picked at random, the same safe-reply and benign-mix recipe) and
+    ``system_prompt`` (no training: the untuned Target under ``safety_system_prompt``). The
+    variant overrides ``diversity_weight`` and ``selector`` (see :meth:`effective`)."""
     iterations: int = 2
     seed: int = 0
 
@@ -77,6 +80,9 @@ class DARTConfig:
 
     # --- target phase (active learning + LoRA SFT with TRL's SFTTrainer) ------------------------
     selector: str = "uncertainty"
+    """``uncertainty`` (DART), ``failure`` (MART: failures first, most harmful first, then the
+    highest-harm other attacks up to the budget, so MART trains on as many examples as DART),
+    ``failure_only`` (failures only, fewer examples), ``random``."""
     selection_budget: int = 16
     """Attacks picked for safety tuning per iteration (ours)."""
     uncertainty_samples: int = 3
@@ -101,12 +107,20 @@ class DARTConfig:
 
     # --- evaluation ----------------------------------------------------------------------------
     eval_hh_prompts: int = 48
-    """hh-rlhf harmless test prompts the judge never trained on and the run never trains on."""
+    """hh-rlhf harmless test prompts labelled *harmful* by careful readers, from the part the
+    default judge never trained on (the headline set; ``data.load_hh_prompts``)."""
+    eval_hh_benign_prompts: int = 32
+    """hh-rlhf held-out prompts labelled *benign*: over-refusal, beside the benign-but-alarming set."""
+    eval_judge: str = "outcome"
+    """Grades the final replies; should read differently from ``judge`` (which trains and selects).
+    ``outcome``: comply / refuse / other (incoherent or off-topic, not a violation) from the refusal
+    detector and prompt-reply relevance, no trained harm head; or any ``judge`` spec."""
     eval_seed_prompts: int = 32
     """Prompts from the seed attacks' eval split (0 = all of them)."""
     eval_benign_prompts: int = 32
     """Benign eval prompts for over-refusal (0 = all of the eval half)."""
-    eval_max_new_tokens: int = 32
+    eval_max_new_tokens: int = 64
+    """Evaluation replies are read whole: long enough to show what the reply does after its opening."""
     eval_each_iteration: bool = True
     bootstrap_samples: int = 1000
     hh_source: str | None = None
@@ -137,7 +151,7 @@ class DARTConfig:
                 raise bad(name, "must be an integer >= 1")
         if not isinstance(self.red_generations, int) or self.red_generations < 2:
             raise bad("red_generations", "must be an integer >= 2 (GRPO compares attacks within a group)")
-        for name in ("benign_mix", "eval_hh_prompts", "eval_seed_prompts", "eval_benign_prompts", "seed"):
+        for name in ("benign_mix", "eval_hh_prompts", "eval_hh_benign_prompts", "eval_seed_prompts", "eval_benign_prompts", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise bad(name, "must be an integer >= 0")
@@ -160,7 +174,7 @@ class DARTConfig:
         for name in ("red_temperature", "target_temperature"):
             if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) <= 0:
                 raise bad(name, "must be > 0 (sampling is needed for RL and for uncertainty)")
-        for name in ("red_model", "target_model", "judge", "embedder"):
+        for name in ("red_model", "target_model", "judge", "embedder", "eval_judge"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
                 raise bad(name, "must be a non-empty model name, hub id or path")
         return self
@@ -172,6 +186,8 @@ class DARTConfig:
             "mart": {"diversity_weight": 0.0, "selector": "failure"},
             "no_diversity": {"diversity_weight": 0.0},
             "random_selection": {"selector": "random"},
+            "refusal_sft": {"diversity_weight": 0.0, "selector": "random"},
+            "system_prompt": {},
         }[self.variant]
         return dataclasses.replace(self, **overrides)
 

@@ -5,8 +5,11 @@ Phases, in order: ``eval_0`` (the Target before any tuning), then for t = 1..T:
 selection + safety SFT of the Target), ``eval_t`` (held-out evaluation; only the last one when
 ``eval_each_iteration`` is off).
 
-Every phase writes its outputs to ``output_dir`` and then appends its name to ``state.json``;
-a phase that did not finish leaves no name and is redone from its start on resume. Every phase
+Every phase writes its outputs to ``output_dir`` and then appends its name to ``state.json``,
+with a manifest of the files it wrote (:mod:`llmsafety.dart.manifest`); a phase that did not
+finish (crash, Ctrl-C, SIGTERM) leaves no name and is redone from its start on resume. Resume and
+:func:`load_result` check the manifests: a missing, cut or changed file is named with its phase,
+resume redoes that phase and those after it, ``load_result`` refuses to give numbers. Every phase
 loads the models it needs from disk (base checkpoint + the adapter of the last finished phase)
 and seeds itself from ``(seed, iteration, phase)``, so a resumed run computes exactly what an
 uninterrupted one does.
@@ -20,10 +23,15 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import hashlib
-import json
+import os
+import signal
+import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +40,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from llmsafety._cache import atomic_write_text
+from llmsafety._io import DamagedFileError, read_json, read_jsonl, write_json, write_jsonl
+from llmsafety.dart import manifest
 from llmsafety.dart.config import DARTConfig
 from llmsafety.dart.evaluate import evaluate_target, summarize
 from llmsafety.dart.rewards import RedRewards
@@ -44,6 +53,8 @@ from llmsafety.dart.target import safe_replies, sft_examples, run_target_sft
 # ============================================================================ small helpers
 
 def phase_names(config: DARTConfig) -> list[str]:
+    if config.variant == "system_prompt":  # a control with no training: before, and the prompted Target
+        return ["eval_0", f"eval_{config.iterations}"]
     names = ["eval_0"]
     for t in range(1, config.iterations + 1):
         names += [f"red_{t}", f"target_{t}"]
@@ -59,7 +70,7 @@ def phase_seed(seed: int, phase: str) -> int:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1, default=_json_default))
+    write_json(path, data, default=_json_default)
 
 
 def _json_default(o: Any):
@@ -71,16 +82,15 @@ def _json_default(o: Any):
 
 
 def _read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+    return read_json(path)  # errors name the file
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    text = "".join(json.dumps(r, default=_json_default) + "\n" for r in rows)
-    atomic_write_text(path, text)
+    write_jsonl(path, rows, default=_json_default)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return read_jsonl(path)  # errors name the file and line; a last line without newline is torn
 
 
 def _stable_half(ids: list[str], salt: str = "benign") -> tuple[list[int], list[int]]:
@@ -112,11 +122,17 @@ class EvalSets:
     harmful: pd.DataFrame  # prompt, source, category
     benign_eval: list[str]
     benign_train: list[str]
+    benign_eval_sources: list[str] = field(default_factory=list)  # one per benign_eval prompt
 
 
 def build_eval_sets(config: DARTConfig) -> EvalSets:
-    """Held-out prompts: hh-rlhf harmless test prompts the judge never trained on, the seed
-    attacks' eval split, and the eval half of the benign prompts (the other half is mixed into SFT)."""
+    """Held-out prompts whose harmfulness a careful reader checked.
+
+    Harmful: hh-rlhf test prompts labelled harmful that the judge never trained on (source ``hh``,
+    the headline) and the seed attacks' eval split (``seed_eval``, in-distribution). Benign, for
+    over-refusal: the eval half of the benign-but-alarming prompts (``benign``; the other half is
+    mixed into SFT) and held-out hh prompts labelled benign (``hh_benign``).
+    """
     from llmsafety.data import load_benign_prompts, load_seed_attacks
 
     frames = []
@@ -133,14 +149,19 @@ def build_eval_sets(config: DARTConfig) -> EvalSets:
     benign_eval = list(benign["prompt"].iloc[eval_idx])
     if config.eval_benign_prompts:
         benign_eval = benign_eval[: config.eval_benign_prompts]
-    return EvalSets(pd.concat(frames, ignore_index=True), benign_eval, list(benign["prompt"].iloc[train_idx]))
+    hh_benign = (hh_heldout_prompts(config.eval_hh_benign_prompts, config.hh_source, label="benign")
+                 if config.eval_hh_benign_prompts else [])
+    return EvalSets(pd.concat(frames, ignore_index=True), benign_eval + hh_benign,
+                    list(benign["prompt"].iloc[train_idx]), ["benign"] * len(benign_eval) + ["hh_benign"] * len(hh_benign))
 
 
-def hh_heldout_prompts(n: int, source: str | None = None) -> list[str]:
+def hh_heldout_prompts(n: int, source: str | None = None, label: str | None = "harmful") -> list[str]:
     """``n`` hh-rlhf harmless test prompts from the part the default judge was not trained on.
 
-    ``source=None`` reads the prompts shipped with the package (no network); a path or ``"hub"``
-    reads the full pairs as :func:`llmsafety.data.load_hh_harmless` does. Both give the same list.
+    ``label``: keep prompts a careful reader labelled so (``harmful``, ``benign``; None: all; the
+    labels ship with the package, see ``benchmarks/results/prompt_labels/``). ``source=None`` reads
+    the prompts shipped with the package (no network); a path or ``"hub"`` reads the full pairs as
+    :func:`llmsafety.data.load_hh_harmless` does. Both give the same list.
     """
     from llmsafety.data import load_hh_harmless, load_hh_prompts
     from llmsafety.judges import hh_judge_split
@@ -151,8 +172,11 @@ def hh_heldout_prompts(n: int, source: str | None = None) -> list[str]:
         frame = load_hh_harmless("test", source=source)
         heldout = frame[hh_judge_split(frame) == "heldout"]
     prompts = list(dict.fromkeys(p for p in heldout["prompt"] if p and p.strip()))
+    if label is not None:
+        labels = dict(zip(*[load_hh_prompts("heldout")[c] for c in ("prompt", "label")]))
+        prompts = [p for p in prompts if labels.get(p) == label]
     if n > len(prompts):
-        raise ValueError(f"eval_hh_prompts={n} but only {len(prompts)} held-out hh prompts exist")
+        raise ValueError(f"asked for {n} held-out hh prompts labelled {label!r} but only {len(prompts)} exist")
     rng = np.random.default_rng(12345)  # fixed: every run and variant sees the same prompts
     return [prompts[i] for i in sorted(rng.choice(len(prompts), size=n, replace=False))]
 
@@ -205,13 +229,47 @@ class DARTResult:
         return "\n".join(lines)
 
 
+def load_run_config(output_dir: str | Path) -> DARTConfig:
+    """The config.json of a run; a torn or invalid one is an error naming it."""
+    path = Path(output_dir) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{Path(output_dir)} is not a DART run directory (no config.json)")
+    restore = ("restore it as the run was started (runs made since manifests keep a copy in state.json "
+               "under 'config')")
+    try:
+        return DARTConfig.from_dict(read_json(path))
+    except DamagedFileError as err:
+        raise DamagedFileError(path, f"{err.problem}; {restore}") from None
+    except (ValueError, TypeError) as err:  # unknown field, bad value: DARTConfig's message names it
+        raise ValueError(f"{path}: {err}; {restore}") from None
+
+
+def checked_state(out: Path, config: DARTConfig) -> tuple[manifest.RunState, manifest.RunCheck]:
+    """state.json of a run and the check of its finished phases against their manifests.
+
+    Raises when nothing of the run can be matched to its config: a torn state.json, or a
+    config.json edited after phases ran with other values.
+    """
+    state = manifest.read_state(out)
+    changes = manifest.config_changes(state, config.to_dict(), DARTConfig().to_dict())
+    if changes:
+        raise manifest.RunConfigChangedError(out, changes)
+    return state, manifest.check_run(out, state, phase_names(config))
+
+
 def load_result(output_dir: str | Path) -> DARTResult:
+    """The run in ``output_dir`` as far as it got.
+
+    Every finished phase's files are checked first (against its manifest; runs without manifests:
+    parsed and cross-checked). A damaged run raises an error naming the file, the phase that wrote
+    it and the command that redoes it: it never yields numbers.
+    """
     out = Path(output_dir)
-    if not (out / "config.json").exists():
-        raise FileNotFoundError(f"{out} is not a DART run directory (no config.json)")
-    config = DARTConfig.load(out / "config.json")
-    state = _read_json(out / "state.json") if (out / "state.json").exists() else {"completed": []}
-    result = DARTResult(out, config, list(state["completed"]))
+    config = load_run_config(out)
+    state, check = checked_state(out, config)
+    if not check.ok:
+        raise manifest.RunDamagedError(out, check)
+    result = DARTResult(out, config, list(state.completed))
     for name in result.completed:
         kind, t = name.rsplit("_", 1)
         t = int(t)
@@ -241,6 +299,7 @@ class _Run:
         self._judge = None
         self._embedder = None
         self._eval_sets = None
+        self._outcomes = None
         # Our own bars (phases, generation) say where a run is; the libraries' loading bars are noise.
         import datasets
         import transformers
@@ -263,6 +322,20 @@ class _Run:
 
             self._embedder = load_embedder(self.cfg.embedder, device=self.cfg.device)
         return self._embedder
+
+    @property
+    def outcomes(self):
+        """comply / refuse / other for every evaluation reply, whatever ``eval_judge`` is."""
+        if self._outcomes is None:
+            from llmsafety.dart.eval_judge import OutcomeJudge
+
+            self._outcomes = OutcomeJudge(self.embed)
+        return self._outcomes
+
+    @property
+    def eval_judge(self):
+        return self.outcomes if self.cfg.eval_judge == "outcome" else (
+            self.judge if self.cfg.eval_judge == self.cfg.judge else build_judge(self.cfg.eval_judge, self.cfg.device))
 
     @property
     def eval_sets(self) -> EvalSets:
@@ -302,13 +375,21 @@ class _Run:
 
         seed = phase_seed(self.cfg.seed, f"eval_{t}")
         set_seed(seed)
-        target = self.load_model("target", self.target_adapter(t))
+        prompted = self.cfg.variant == "system_prompt" and t > 0
+        target = self.load_model("target", None if prompted else self.target_adapter(t))
         sets = self.eval_sets
         t0 = time.perf_counter()
-        ev = evaluate_target(target, self.judge, sets.harmful, sets.benign_eval,
+        ev = evaluate_target(target, self.eval_judge, sets.harmful, sets.benign_eval,
+                             benign_sources=sets.benign_eval_sources, outcome_fn=self.outcomes.outcomes,
+                             system=self.cfg.safety_system_prompt if prompted else None,
                              harm_threshold=self.cfg.harm_threshold, max_new_tokens=self.cfg.eval_max_new_tokens,
                              batch_size=self.cfg.batch_size, n_boot=self.cfg.bootstrap_samples, seed=seed,
                              progress=self.progress)
+        # the training judge's view of the same replies, kept beside the evaluation judge's
+        harmful_records = [r for r in ev["records"] if "harm" in r]
+        train_view = self.judge([r["prompt"] for r in harmful_records], [r["reply"] for r in harmful_records])
+        for r, score in zip(harmful_records, train_view.scores):
+            r["train_judge_harm"] = score
         ev["seconds"] = time.perf_counter() - t0
         _write_json(self.out / f"eval_{t}.json", ev)
         return ev
@@ -339,6 +420,8 @@ class _Run:
         set_seed(seed)
         it_dir = self.out / f"iter_{t}"
         it_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.variant == "refusal_sft":
+            return self.seed_attack_phase(t, seed)
         red = self.load_model("red", self.red_adapter(t - 1), fresh_lora=True, trainable=True)
         target = self.load_model("target", self.target_adapter(t - 1))
         calls = {"n": 0}
@@ -367,6 +450,43 @@ class _Run:
                "seconds": {"total": info["seconds"], "rollouts": info["rollout_seconds"], **rewards.log.seconds}}
         _write_json(it_dir / "red_log.json", log)
         del red, target
+        gc.collect()
+        return log
+
+    def seed_attack_phase(self, t: int, seed: int) -> dict[str, Any]:
+        """The ``refusal_sft`` control's "red" phase: no Red LLM, seed-train attacks instead.
+
+        As many attacks as a red phase makes, drawn without replacement from the seed attacks'
+        train split (a fresh draw each iteration), answered by the current Target and judged, so
+        the Target phase selects (at random, the variant's selector) and tunes on them exactly as
+        DART's does. Nothing is trained here; the files are the red phase's, without an adapter.
+        """
+        from llmsafety.data import load_seed_attacks
+        from llmsafety.models import generate
+
+        cfg = self.cfg
+        it_dir = self.out / f"iter_{t}"
+        t0 = time.perf_counter()
+        pool = load_seed_attacks(split="train")
+        n = min(len(pool), cfg.red_steps * cfg.red_prompts_per_step * cfg.red_generations)
+        picked = pool.iloc[np.random.default_rng(seed).permutation(len(pool))[:n]]
+        attacks, categories = list(picked["prompt"]), list(picked["taxonomy_id"])
+        target = self.load_model("target", self.target_adapter(t - 1))
+        replies = generate(target, attacks, max_new_tokens=cfg.target_max_new_tokens,
+                           temperature=cfg.target_temperature, batch_size=cfg.batch_size, seed=seed, progress=False)
+        scores = self.judge(attacks, replies).scores
+        embeddings = self.embed(attacks).astype(np.float32)
+        archive = self.archive_embeddings(t)
+        novelty = (1 - (embeddings @ archive.T).max(axis=1)) if len(archive) else np.ones(len(attacks))
+        records = [{"step": 0, "attack": a, "category": c, "reply": r, "harm": h, "harm_reason": None,
+                    "novelty": float(nv)} for a, c, r, h, nv in zip(attacks, categories, replies, scores, novelty)]
+        red_metrics = red_side_metrics(records, embeddings, cfg.harm_threshold)
+        np.save(it_dir / "attack_embeddings.npy", embeddings)
+        _write_jsonl(it_dir / "attacks.jsonl", records)
+        log = {"red_metrics": red_metrics, "trainer_log": [], "source": "seed attacks (train split), no Red LLM",
+               "seconds": {"total": time.perf_counter() - t0}}
+        _write_json(it_dir / "red_log.json", log)
+        del target
         gc.collect()
         return log
 
@@ -511,7 +631,7 @@ def _check_output_dir(out: Path, config: DARTConfig, resume: bool) -> None:
     if not resume:
         raise FileExistsError(f"{out} already holds a DART run. Resume it with resume=True (CLI: --resume), "
                               "or choose another output directory: nothing is overwritten.")
-    saved = DARTConfig.load(out / "config.json")
+    saved = load_run_config(out)
     if saved != config:
         diff = [f"{f.name}: saved {getattr(saved, f.name)!r} != given {getattr(config, f.name)!r}"
                 for f in dataclasses.fields(config) if getattr(saved, f.name) != getattr(config, f.name)]
@@ -543,27 +663,91 @@ def run_dart(
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "config.json").exists():
         config.save(out / "config.json")
-    state_path = out / "state.json"
-    completed = _read_json(state_path)["completed"] if state_path.exists() else []
+    state = _usable_state(out, config)
+    todo = phase_names(config)[len(state.completed):]  # the finished phases are a checked prefix
+    if todo:
+        _check_writable(out)
     run = _Run(config, out, progress)
-    todo = [p for p in phase_names(config) if p not in completed]
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(phase_names(config)), initial=len(completed), desc="DART phases", disable=not progress)
+    bar = tqdm(total=len(phase_names(config)), initial=len(state.completed), desc="DART phases", disable=not progress)
     done_now = 0
-    for phase in todo:
-        if max_phases is not None and done_now >= max_phases:
-            break
-        bar.set_postfix_str(phase)
-        kind, t = phase.rsplit("_", 1)
-        getattr(run, f"{kind}_phase")(int(t))
-        completed.append(phase)
-        _write_json(state_path, {"completed": completed})  # the marker comes last: a phase is done or not
-        done_now += 1
-        bar.update(1)
-        result = load_result(out)
-        _write_json(out / "metrics.json", result.metrics().to_dict(orient="records"))
-        if on_phase_end is not None:
-            on_phase_end(phase, result)
+    with _sigterm_raises():
+        for phase in todo:
+            if max_phases is not None and done_now >= max_phases:
+                break
+            bar.set_postfix_str(phase)
+            kind, t = phase.rsplit("_", 1)
+            try:
+                getattr(run, f"{kind}_phase")(int(t))
+            except BaseException as err:
+                print(f"DART: phase {phase} stopped ({type(err).__name__}) before it finished: none of its "
+                      f"files count, resume redoes it from its start", file=sys.stderr)
+                raise
+            # The marker comes last, with the manifest of the files the phase wrote, in one atomic
+            # write: a phase is finished with its manifest, or not finished.
+            files = manifest.record_phase(out, phase)
+            state = manifest.RunState(state.completed + [phase], {**state.manifests, phase: files}, config.to_dict())
+            manifest.write_state(out, state)
+            done_now += 1
+            bar.update(1)
+            result = load_result(out)
+            _write_json(out / "metrics.json", result.metrics().to_dict(orient="records"))
+            if on_phase_end is not None:
+                on_phase_end(phase, result)
     bar.close()
     return load_result(out)
+
+
+def _usable_state(out: Path, config: DARTConfig) -> manifest.RunState:
+    """state.json with damaged finished phases dropped: the first damaged one and every phase
+    after it (they were computed from it) are redone, with a warning naming the file and phase."""
+    state, check = checked_state(out, config)
+    if check.ok:
+        return state
+    manifest.warn_redo(out, check)
+    _check_writable(out)
+    state = state.keep(check.sound)
+    manifest.write_state(out, state)
+    # metrics.json holds numbers of the phases just dropped: rewrite it from what is kept
+    _write_json(out / "metrics.json", load_result(out).metrics().to_dict(orient="records"))
+    return state
+
+
+def _check_writable(out: Path) -> None:
+    """Fail now, not after a phase's minutes of work, when the run directory cannot be written."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write_probe.", suffix=".tmp")
+    except OSError as err:
+        raise PermissionError(err.errno, f"{out} cannot be written ({err.strerror}): a DART run writes each "
+                                         "phase's files there. Make it writable, or copy the run to a "
+                                         "writable place and resume the copy") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+class RunTerminated(KeyboardInterrupt):
+    """The process got SIGTERM during a run.
+
+    Raised like Ctrl-C's KeyboardInterrupt (and a subclass of it, so no ``except Exception`` in a
+    library swallows it): the phase under way stops before its marker, temporary files are
+    removed on the way out, and resume redoes the phase.
+    """
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    # Python's default for SIGTERM is to die on the spot; then nothing is half-counted either (the
+    # marker is written last), but a phase's cleanup does not run and the caller gets no exception.
+    if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
+        yield
+        return
+
+    def handler(signum, frame):
+        raise RunTerminated(f"SIGTERM (signal {signum}) during a DART run")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

@@ -103,6 +103,16 @@ def plot_category_heatmap(run: DARTResult | str | Path, ax=None):
     return fig
 
 
+def human_table(run: DARTResult | str | Path) -> pd.DataFrame | None:
+    """Human-label violation / refusal / other rates per evaluated iteration; None without labels.
+
+    Labels come from :func:`llmsafety.dart.human_eval.attach_labels` (``RUN/human_labels.jsonl``).
+    """
+    from llmsafety.dart.human_eval import run_human_metrics
+
+    return run_human_metrics(run.output_dir if isinstance(run, DARTResult) else run)
+
+
 def write_report(run_dir: str | Path) -> dict[str, Path]:
     """Write ``report.md`` and PNG figures into the run directory; return their paths."""
     run_dir = Path(run_dir)
@@ -113,8 +123,11 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
         paths[name] = run_dir / f"{name}.png"
         fig.savefig(paths[name], dpi=120)
     lines = [f"# DART run `{run_dir.name}`", "", "```", result.summary(), "```", "",
-             metrics_table(result).to_markdown(index=False),
-             "", "![violation](violation.png)", "![red metrics](red_metrics.png)", "![categories](categories.png)"]
+             metrics_table(result).to_markdown(index=False)]
+    human = human_table(run_dir)
+    if human is not None:
+        lines += ["", "## Human labels (`human_labels.jsonl`)", "", human.to_markdown(index=False)]
+    lines += ["", "![violation](violation.png)", "![red metrics](red_metrics.png)", "![categories](categories.png)"]
     paths["report"] = run_dir / "report.md"
     paths["report"].write_text("\n".join(lines) + "\n")
     return paths

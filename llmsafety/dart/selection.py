@@ -9,7 +9,9 @@ attack (shape ``[n_attacks, K]``, NaN where unscored).
   mean binary entropy of the harm probabilities + the variance of the binarised verdicts;
   ties broken by mean harm.
 - ``failure`` (MART, Ge et al. 2023, arXiv 2311.07689): attacks with mean harm >= tau, most
-  harmful first.
+  harmful first, then the most harmful of the rest until the budget is full. MART itself trains
+  on its failures only (``failure_only``); filling the budget gives the baseline as many
+  examples as DART, so a difference between them is not a difference in data size.
 - ``random``: a uniform sample (ablation).
 """
 
@@ -71,8 +73,10 @@ def select_for_safety_tuning(
     if strategy == "random":
         rng = np.random.default_rng(seed)
         return rng.permutation(n)[: min(budget, n)]
-    if strategy == "failure":
+    if strategy in ("failure", "failure_only"):
         candidates = np.flatnonzero(scored & (mean_harm >= threshold))
+        if strategy == "failure":  # every scored attack; the failures sort first by their harm anyway
+            candidates = np.flatnonzero(scored)
         order = candidates[np.argsort(-mean_harm[candidates], kind="stable")]
         return order[:budget]
     # uncertainty: lexicographic sort, uncertainty first, then mean harm (both descending)
