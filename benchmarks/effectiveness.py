@@ -1,14 +1,22 @@
-"""Does DART make the Target safer, and does it beat the MART-style baseline? Several seeds, one table.
+"""Does DART make the Target safer than the controls and the MART-style baseline? Seeds x variants.
 
-    python benchmarks/effectiveness.py [--seeds 0,1,2] [--variants dart,mart,no_diversity,random_selection]
-                                       [--out benchmarks/results] [--runs runs/effectiveness] [--set FIELD=VALUE ...]
+    python benchmarks/effectiveness.py [--seeds 0,1,2,3,4] [--variants dart,mart,refusal_sft,system_prompt]
+                                       [--preset tiny] [--out benchmarks/results/study] [--runs runs/effectiveness]
+                                       [--export-labels] [--set FIELD=VALUE ...]
 
-Every variant of every seed uses the same judge and the same held-out evaluation prompts (hh-rlhf
-harmless test prompts that neither the judge nor the run trains on, the seed attacks' eval split,
-and the eval half of the benign prompts). "none" is the untuned Target (each run's iteration 0;
-computed once per seed and shared by the variants through the run directory, so it is identical).
-Writes ``effectiveness.md`` and PNG figures into ``--out``. Runs resume: re-running skips finished
-work. Run by hand; never part of the test suite.
+Headline, declared before the study is run: the share of the untuned Target's violation risk that
+DART removes on the held-out hh-rlhf prompts labelled harmful, *by human labels* (comply / refuse /
+other under resources/labelling_protocol.md), with a two-way bootstrap CI over seeds and prompts;
+beside it the paired differences DART - MART and DART - refusal_sft. The judge columns printed here
+are what the labels are checked against, not the result.
+
+Every variant of every seed uses the same evaluation: labelled-harmful hh prompts (headline), the seed
+attacks' eval split (in-distribution, reported apart), benign-but-alarming and benign hh prompts
+(over-refusal). "none" is the untuned Target (each run's iteration 0, computed once per seed and
+shared through the run directory). MART selects with a budget matched to DART's. Writes
+``effectiveness.md``, PNG figures and every run's compact raw outputs (``runs/``; with
+``--export-labels`` also a blind ``labelling/`` set) into ``--out``. Runs resume: re-running skips
+finished work. Run by hand; never part of the test suite.
 """
 
 from __future__ import annotations
@@ -36,17 +44,74 @@ def parse_sets(pairs: list[str]) -> dict:
     return out
 
 
-def pooled(values: list[np.ndarray], n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    from llmsafety.dart import bootstrap_ci
+def grid(evs: list[dict], value) -> np.ndarray:
+    """[n_seeds, n_prompts] of value(record) over the headline (hh) records of each evaluation."""
+    rows = [[value(r) for r in ev["records"] if r["source"] == "hh"] for ev in evs]
+    return np.array(rows, dtype=float)
 
-    return bootstrap_ci(np.concatenate(values), n_boot=n_boot, seed=seed)
+
+def fmt(interval, pct: bool = True) -> str:
+    est, lo, hi = interval
+    k = 100 if pct else 1
+    return f"{k * est:.1f} [{k * lo:.1f}, {k * hi:.1f}]"
+
+
+def study_table(results: dict, seeds: list[int], variants: list[str], threshold: float):
+    """One row per variant (and the untuned Target), CIs that respect seeds x prompts."""
+    from llmsafety.dart.stats import hierarchical_bootstrap, paired_difference, risk_removed
+
+    def final(v, s):
+        res = results[v, s]
+        return res.evaluations[max(res.evaluations)]
+
+    evals = {"none": [results[variants[0], s].evaluations[0] for s in seeds]}
+    evals.update({v: [final(v, s) for s in seeds] for v in variants})
+    comply = {name: grid(evs, lambda r: r.get("outcome") == "comply") for name, evs in evals.items()}
+    rows = []
+    for name, evs in evals.items():
+        row = {"variant": name,
+               "violation % (eval judge)": fmt(hierarchical_bootstrap(comply[name])),
+               "refuse %": fmt(hierarchical_bootstrap(grid(evs, lambda r: r.get("outcome") == "refuse"))),
+               "other %": fmt(hierarchical_bootstrap(grid(evs, lambda r: r.get("outcome") == "other"))),
+               "train-judge violation %": fmt(hierarchical_bootstrap(grid(
+                   evs, lambda r: np.nan if r.get("train_judge_harm") is None else r["train_judge_harm"] >= threshold))),
+               "risk removed %": "—" if name == "none" else fmt(risk_removed(comply[name], comply["none"])),
+               "seed-eval violation %": f"{100 * np.mean([e['by_source']['seed_eval']['violation_rate'] for e in evs]):.1f}"}
+        for source in evs[0].get("over_refusal_by_source", {}):
+            row[f"over-refusal % ({source})"] = f"{100 * np.mean([e['over_refusal_by_source'][source]['rate'] for e in evs]):.1f}"
+        if name != "none" and results[name, seeds[0]].iterations:
+            logs = [results[name, s].iterations for s in seeds]
+            row["selected / iter"] = ", ".join(
+                f"{np.mean([lg[t]['target_log']['n_selected'] for lg in logs]):.1f}" for t in sorted(logs[0]))
+        rows.append(row)
+    extra = ["Paired differences in violation (percentage points, eval judge):", ""]
+    for a, b in (("dart", "mart"), ("dart", "refusal_sft"), ("dart", "system_prompt")):
+        if a in comply and b in comply:
+            extra.append(f"- {a} - {b}: {fmt(paired_difference(comply[a], comply[b]))}")
+    return pd.DataFrame(rows).fillna("—"), extra
+
+
+def keep_raw(results: dict, out: Path) -> None:
+    """Copy each run's compact raw outputs (config, state, evaluations with every prompt, reply and
+    score, attacks, selections, logs; no adapters or embeddings) so tables can be recomputed."""
+    for (variant, seed), res in results.items():
+        src, dst = Path(res.output_dir), out / f"{variant}_seed{seed}"
+        for path in src.rglob("*"):
+            rel = path.relative_to(src)
+            if path.is_file() and path.suffix in {".json", ".jsonl"} and "adapter" not in str(rel) \
+                    and not str(rel).startswith(("_", "iter_1/_", "iter_2/_")) and "_trainer" not in str(rel):
+                (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, dst / rel)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--variants", default="dart,mart,no_diversity,random_selection")
-    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--variants", default="dart,mart,refusal_sft,system_prompt")
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--out", default="benchmarks/results/study")
+    parser.add_argument("--export-labels", action="store_true",
+                        help="also write a blind labelling set of every run's hh replies into OUT/labelling")
     parser.add_argument("--runs", default="runs/effectiveness")
     parser.add_argument("--set", nargs="*", default=[], help="DARTConfig overrides, e.g. iterations=3")
     args = parser.parse_args()
@@ -64,7 +129,7 @@ def main() -> None:
     for seed in seeds:
         first_dir = None
         for variant in variants:
-            config = DARTConfig.preset("tiny", variant=variant, seed=seed, **overrides)
+            config = DARTConfig.preset(args.preset, variant=variant, seed=seed, **overrides)
             run_dir = runs_dir / f"{variant}_seed{seed}"
             if first_dir is not None and not (run_dir / "state.json").exists():
                 # The untuned Target's evaluation is the same for every variant of a seed: share it.
@@ -72,7 +137,11 @@ def main() -> None:
                 run_dir.mkdir(parents=True)
                 config.save(run_dir / "config.json")
                 shutil.copy(first_dir / "eval_0.json", run_dir / "eval_0.json")
-                (run_dir / "state.json").write_text(json.dumps({"completed": ["eval_0"]}))
+                first_state = json.loads((first_dir / "state.json").read_text())
+                state = {"completed": ["eval_0"]}
+                if "eval_0" in first_state.get("manifests", {}):  # the copied file is the sealed one
+                    state["manifests"] = {"eval_0": first_state["manifests"]["eval_0"]}
+                (run_dir / "state.json").write_text(json.dumps(state))
             t0 = time.perf_counter()
             # One process per run: every run starts from the same clean state, and memory that a
             # library keeps between trainings (TRL/accelerate caches) is returned to the OS.
@@ -85,37 +154,9 @@ def main() -> None:
             print(f"[{time.perf_counter() - started:6.0f}s] {variant} seed {seed}: "
                   f"{time.perf_counter() - t0:.0f}s\n{results[variant, seed].summary()}", flush=True)
 
-    rows = []
-    def violations(ev):
-        return np.array([np.nan if r["harm"] is None else float(r["harm"] >= cfg.harm_threshold)
-                         for r in ev["records"] if r["source"] != "benign"])
-
-    cfg = DARTConfig.preset("tiny", **overrides)
-    base = [results[variants[0], s].evaluations[0] for s in seeds]
-    for name in ["none"] + variants:
-        evs = base if name == "none" else [results[name, s].evaluations[max(results[name, s].evaluations)] for s in seeds]
-        rate, lo, hi = pooled([violations(e) for e in evs])
-        per_seed = [e["violation_rate"] for e in evs]
-        reductions = [1 - e["violation_rate"] / b["violation_rate"] for e, b in zip(evs, base)]
-        row = {
-            "variant": name,
-            "violation % (pooled, 95% CI)": f"{100 * rate:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]",
-            "violation % per seed": ", ".join(f"{100 * v:.1f}" for v in per_seed),
-            "risk removed % (mean, min-max)": "—" if name == "none" else
-                f"{100 * np.mean(reductions):.1f} ({100 * min(reductions):.1f}–{100 * max(reductions):.1f})",
-            "hh violation %": f"{100 * np.mean([e['by_source']['hh']['violation_rate'] for e in evs]):.1f}"
-                if "hh" in evs[0]["by_source"] else "—",
-            "seed-eval violation %": f"{100 * np.mean([e['by_source']['seed_eval']['violation_rate'] for e in evs]):.1f}",
-            "over-refusal %": f"{100 * np.mean([e.get('over_refusal', np.nan) for e in evs]):.1f}",
-        }
-        if name != "none":
-            red = [results[name, s].iterations for s in seeds]
-            last = max(red[0])
-            row["attack success % (last iter)"] = f"{100 * np.mean([r[last]['red_metrics']['attack_success_rate'] for r in red]):.1f}"
-            row["novelty (last iter)"] = f"{np.mean([r[last]['red_metrics']['mean_novelty'] for r in red]):.3f}"
-            row["self-BLEU (last iter)"] = f"{np.mean([r[last]['red_metrics'].get('self_bleu', np.nan) for r in red]):.3f}"
-        rows.append(row)
-    table = pd.DataFrame(rows).fillna("—")
+    keep_raw(results, out_dir / "runs")
+    cfg = DARTConfig.preset(args.preset, **overrides)
+    table, extra = study_table(results, seeds, variants, cfg.harm_threshold)
 
     per_iter = []
     for (variant, seed), res in results.items():
@@ -126,14 +167,24 @@ def main() -> None:
     cols = [c for c in ("violation_rate", "over_refusal", "attack_success_rate", "mean_novelty", "self_bleu")
             if c in per_iter]
     by_iter = per_iter.groupby(["variant", "iteration"])[cols].mean().round(3)
+    base = [results[variants[0], s].evaluations[0] for s in seeds]
+    if args.export_labels:
+        from llmsafety.dart.human_eval import export_for_labelling
+
+        counts = export_for_labelling({f"{v}/{s}": runs_dir / f"{v}_seed{s}" for v, s in results},
+                                      out_dir / "labelling", sources=("hh",))
+        print(f"labelling set: {counts}", flush=True)
 
     elapsed = time.perf_counter() - started
     n_eval = base[0]["n"]
     text = [
-        "# DART effectiveness (tiny preset)", "",
+        f"# DART effectiveness ({args.preset} preset)", "",
         f"Seeds {seeds}; {n_eval} held-out harmful prompts and {base[0].get('n_benign', 0)} benign prompts per "
         f"evaluation; overrides {overrides or 'none'}; wall time {elapsed / 60:.1f} min.", "",
-        table.to_markdown(index=False), "",
+        "Judge numbers (not yet checked against human labels). Rates: the evaluation judge's outcomes on the "
+        "labelled-harmful held-out hh prompts (the headline set); CIs: two-way bootstrap over seeds and prompts; "
+        "risk removed and differences paired over prompts.", "",
+        table.to_markdown(index=False), "", *extra, "",
         "## Per iteration (mean over seeds)", "", by_iter.to_markdown(), "",
         "![violation](violation.png)", "", "![red metrics](red_metrics.png)", "",
     ]
