@@ -654,6 +654,10 @@ def run_dart(
     ``False`` refuses an existing run instead of overwriting it.
     ``on_phase_end(phase, result)``: called after each phase (the notebook dashboard uses it).
     ``max_phases``: stop after this many phases of *this call* (step-by-step runs, tests).
+
+    On resume every finished phase is checked against its manifest: a damaged one is redone, with
+    those after it, and a :class:`~llmsafety.dart.manifest.RunDamageWarning` names the file.
+    SIGTERM raises :class:`RunTerminated` (a KeyboardInterrupt): the phase under way is not marked.
     """
     if not isinstance(config, DARTConfig):
         raise TypeError(f"config must be a DARTConfig, got {type(config).__name__}")

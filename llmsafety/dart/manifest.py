@@ -118,15 +118,17 @@ def write_state(out: Path, state: RunState) -> None:
 
 # ============================================================================ recording a phase
 
-def file_record(path: Path) -> dict[str, Any]:
-    """Size and sha256 of a file, after flushing it to disk.
+def file_record(path: Path, *, sync: bool = False) -> dict[str, Any]:
+    """Size and sha256 of a file; ``sync`` flushes it to disk first.
 
-    np.save and peft's save_pretrained do not fsync; the marker that follows must not reach the
-    disk before the data it vouches for (a power cut would leave a finished phase with empty files).
+    record_phase syncs: np.save and peft's save_pretrained do not fsync, and the marker that follows
+    must not reach the disk before the data it vouches for (a power cut would leave a finished
+    phase with empty files).
     """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
-        os.fsync(f.fileno())
+        if sync:
+            os.fsync(f.fileno())
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
         size = f.tell()
@@ -153,7 +155,7 @@ def record_phase(out: Path, phase: str) -> dict[str, dict[str, Any]]:
         if not files:  # a bug in the phase, not damage: never mark such a phase finished
             raise RuntimeError(f"phase {phase} finished without writing {relpath} (see PHASE_OUTPUTS in {__name__})")
         for f in files:
-            manifest[f.relative_to(out).as_posix()] = file_record(f)
+            manifest[f.relative_to(out).as_posix()] = file_record(f, sync=True)
     return manifest
 
 
@@ -384,4 +386,4 @@ class RunDamageWarning(UserWarning):
 def warn_redo(out: Path, check: RunCheck) -> None:
     problems = "; ".join(str(d) for d in check.damage)
     warnings.warn(f"{out}: {problems}. Redoing {', '.join(check.redo)} instead of using them",
-                  RunDamageWarning, stacklevel=3)
+                  RunDamageWarning, stacklevel=4)  # points at the caller of run_dart
