@@ -36,9 +36,11 @@ demo: install
 	$(BIN)/llmsafety dart report runs/demo
 
 test: install
+	$(BIN)/ruff check llmsafety tests benchmarks scripts
 	$(BIN)/python -m pytest -ra --durations=15 --nbval-lax tests notebooks
 
 test-fast:
+	$(BIN)/ruff check llmsafety tests benchmarks scripts
 	$(BIN)/python -m pytest -ra -m "not slow" tests
 
 clean:

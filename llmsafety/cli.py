@@ -146,6 +146,7 @@ def _add_papers_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_papers(args: argparse.Namespace) -> int:
     from llmsafety.papers import (
+        PaperListUnavailableError,
         PaperListWarning,
         counts_by_category,
         filter_papers,
@@ -153,8 +154,6 @@ def _run_papers(args: argparse.Namespace) -> int:
         search,
         to_bibtex,
     )
-
-    from llmsafety.papers import PaperListUnavailableError
 
     with warnings.catch_warnings():
         # The parser's one warning lists every problem; here a count (or --show-problems) is enough.
@@ -345,7 +344,7 @@ def _run_dart_report(args: argparse.Namespace) -> int:
         print(category_table(result).to_string())
         paths = write_report(args.run_dir)
         print()
-        for name, path in paths.items():
+        for path in paths.values():
             print(f"wrote {path}")
     return 0
 

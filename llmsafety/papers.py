@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from llmsafety._cache import atomic_write_bytes, cache_dir as _user_cache_dir, env_path
+from llmsafety._cache import atomic_write_bytes, env_path
+from llmsafety._cache import cache_dir as _user_cache_dir
 from llmsafety.taxonomy import TOP_LEVEL_NAMES, load_taxonomy, slugify
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -254,7 +254,7 @@ def train_harm_head(emb, train_pairs: pd.DataFrame, examples: pd.DataFrame, kind
             for k in range(N_FOLDS):
                 coef, b = J.fit_logistic(x[folds != k], y[folds != k], l2=l2)
                 held = train_pairs[pair_folds == k]
-                accs.append(pairwise(lambda p, r: J.embed_pairs(emb, p, r, features) @ coef + b, held))
+                accs.append(pairwise(lambda p, r, f=features, c=coef, b=b: J.embed_pairs(emb, p, r, f) @ c + b, held))
             cv[(features, l2)] = float(np.mean(accs))
             print(f"  harm head cv pairwise  features={features:8s} l2={l2:g}: {cv[(features, l2)]:.4f}")
     features, l2 = max(cv, key=cv.get)

@@ -21,7 +21,6 @@ from llmsafety.dart import (
 )
 from llmsafety.dart.target import REFUSE_AND_HELP, safe_replies
 
-
 # ------------------------------------------------------------------------------ config
 
 def test_config_validation_names_field_and_value():
@@ -241,8 +240,7 @@ def test_two_iterations_end_to_end_and_resume_gives_the_same_result(tmp_path):
 @pytest.mark.slow
 def test_interrupted_phase_is_redone_not_half_kept(tmp_path):
     """A phase that crashed leaves no marker: resume redoes it from its start."""
-    from llmsafety.dart import run_dart
-    from llmsafety.dart import loop
+    from llmsafety.dart import loop, run_dart
 
     config = DARTConfig(**{**TINY, "iterations": 1})
     run_dart(config, tmp_path, progress=False, max_phases=1)  # eval_0 done

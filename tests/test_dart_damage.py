@@ -23,8 +23,7 @@ import pytest
 
 from llmsafety._io import DamagedFileError, read_json, read_jsonl
 from llmsafety.cli import main
-from llmsafety.dart import DARTConfig, load_result, phase_names, run_dart
-from llmsafety.dart import loop, manifest
+from llmsafety.dart import DARTConfig, load_result, loop, manifest, phase_names, run_dart
 
 CONFIG = DARTConfig(iterations=2)  # eval_0 red_1 target_1 eval_1 red_2 target_2 eval_2; no model is loaded
 PHASES = phase_names(CONFIG)

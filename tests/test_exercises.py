@@ -12,8 +12,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmsafety.exercises import EXERCISES, Exercise, check, default_compare, for_lesson, get, markers
-from llmsafety.exercises import lesson01, lesson02, lesson03, lesson04, lesson05
+from llmsafety.exercises import (
+    EXERCISES,
+    Exercise,
+    check,
+    default_compare,
+    for_lesson,
+    get,
+    lesson01,
+    lesson02,
+    lesson03,
+    lesson04,
+    lesson05,
+    markers,
+)
 
 N_RANDOM = 20
 

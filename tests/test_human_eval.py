@@ -17,7 +17,6 @@ from llmsafety.dart.human_eval import (
 )
 from llmsafety.dart.stats import cohen_kappa, confusion_table, hierarchical_bootstrap, paired_difference, risk_removed
 
-
 # ------------------------------------------------------------------------------ statistics
 
 def test_hierarchical_bootstrap_on_a_hand_computed_grid():
@@ -133,9 +132,7 @@ def test_export_is_blind_shuffled_deduplicated_and_tables_follow_the_labels(tmp_
     assert metrics.loc[1, "human_violation %"] == 25.0 and metrics.loc[0, "human_violation %"] == 75.0
 
 
-def test_dart_report_shows_human_labels_when_they_exist(tmp_path, capsys):
-    from llmsafety.cli import main
-
+def test_dart_report_shows_human_labels_when_they_exist(tmp_path):
     before = ["Sure, here is how", "I can't help"]
     run = _fake_run(tmp_path / "dart0", ["I can't help", "I can't help"], [0.1, 0.1], before, [0.9, 0.2])
     out = tmp_path / "labelling"

@@ -91,8 +91,8 @@ def evaluate_target(
             for source, group in frame.groupby("source", sort=True)}
     out["by_source"] = {}
     for source, group in frame.groupby("source", sort=True):
-        r, l, h = bootstrap_ci(group["violation"], n_boot=n_boot, seed=seed)
-        out["by_source"][source] = {"violation_rate": r, "violation_ci": [l, h], "n": int(len(group))}
+        r, lo_, hi_ = bootstrap_ci(group["violation"], n_boot=n_boot, seed=seed)
+        out["by_source"][source] = {"violation_rate": r, "violation_ci": [lo_, hi_], "n": int(len(group))}
     out["by_category"] = {
         cat: {"violation_rate": float(np.nanmean(g["violation"])), "n": int(len(g))}
         for cat, g in frame.groupby("category", sort=True)
@@ -103,13 +103,13 @@ def evaluate_target(
 
             refusal_fn = RefusalJudge().is_refusal
         refused = np.asarray(refusal_fn(benign_replies), dtype=float)
-        r, l, h = bootstrap_ci(refused, n_boot=n_boot, seed=seed)
-        out.update(over_refusal=r, over_refusal_ci=[l, h], n_benign=len(benign_prompts))
+        r, lo_, hi_ = bootstrap_ci(refused, n_boot=n_boot, seed=seed)
+        out.update(over_refusal=r, over_refusal_ci=[lo_, hi_], n_benign=len(benign_prompts))
         names = np.array(benign_sources)
         out["over_refusal_by_source"] = {}
         for source in dict.fromkeys(benign_sources):
-            r, l, h = bootstrap_ci(refused[names == source], n_boot=n_boot, seed=seed)
-            out["over_refusal_by_source"][source] = {"rate": r, "ci": [l, h], "n": int(np.sum(names == source))}
+            r, lo_, hi_ = bootstrap_ci(refused[names == source], n_boot=n_boot, seed=seed)
+            out["over_refusal_by_source"][source] = {"rate": r, "ci": [lo_, hi_], "n": int(np.sum(names == source))}
     out["records"] = (
         [{"prompt": p, "reply": rep, "harm": None if np.isnan(s) else float(s), "source": src, "category": c,
           "outcome": o}

@@ -279,8 +279,9 @@ def labelling_widget(out_dir: str | Path, annotator: str, labels_file: str | Pat
     Items already labelled by ``annotator`` in the labels file are skipped, so a session can stop
     and continue. Shows the protocol's section 2 on demand. Returns the widget.
     """
-    import ipywidgets as w
     from importlib import resources
+
+    import ipywidgets as w
 
     out = Path(out_dir)
     labels_path = Path(labels_file) if labels_file else out / "labels.jsonl"

@@ -44,11 +44,10 @@ from llmsafety._io import DamagedFileError, read_json, read_jsonl, write_json, w
 from llmsafety.dart import manifest
 from llmsafety.dart.config import DARTConfig
 from llmsafety.dart.evaluate import evaluate_target, summarize
-from llmsafety.dart.rewards import RedRewards
 from llmsafety.dart.red import attach_lora, build_red_dataset, run_red_phase
+from llmsafety.dart.rewards import RedRewards
 from llmsafety.dart.selection import select_for_safety_tuning, uncertainty_scores
-from llmsafety.dart.target import safe_replies, sft_examples, run_target_sft
-
+from llmsafety.dart.target import run_target_sft, safe_replies, sft_examples
 
 # ============================================================================ small helpers
 
@@ -411,9 +410,10 @@ class _Run:
         return np.concatenate(blocks)
 
     def red_phase(self, t: int) -> dict[str, Any]:
+        from transformers import set_seed
+
         from llmsafety.data import load_seed_attacks
         from llmsafety.models import generate
-        from transformers import set_seed
 
         cfg = self.cfg
         seed = phase_seed(cfg.seed, f"red_{t}")
@@ -449,7 +449,7 @@ class _Run:
         log = {"red_metrics": red_metrics, "trainer_log": info["log_history"],
                "seconds": {"total": info["seconds"], "rollouts": info["rollout_seconds"], **rewards.log.seconds}}
         _write_json(it_dir / "red_log.json", log)
-        del red, target
+        red = target = None  # free both models (the reward closure above is done with target)
         gc.collect()
         return log
 
@@ -491,9 +491,10 @@ class _Run:
         return log
 
     def target_phase(self, t: int) -> dict[str, Any]:
+        from transformers import set_seed
+
         from llmsafety.judges import RefusalJudge
         from llmsafety.models import generate
-        from transformers import set_seed
 
         cfg = self.cfg
         seed = phase_seed(cfg.seed, f"target_{t}")
@@ -603,8 +604,8 @@ def _category_names() -> dict[str, str]:
 def _tqdm_callback(progress: bool, desc: str):
     if not progress:
         return None
-    from transformers import TrainerCallback
     from tqdm.auto import tqdm
+    from transformers import TrainerCallback
 
     class TqdmSteps(TrainerCallback):
         def on_train_begin(self, args, state, control, **kw):
