@@ -37,7 +37,8 @@ def judge_agreement(key: pd.DataFrame, column: str, human: pd.Series) -> dict:
     verdict = (rows[column].astype(float) >= 0.5).map({True: "violation", False: "safe"})
     return {"n": len(rows), "accuracy": float((truth == verdict).mean()),
             "kappa": cohen_kappa(list(truth), list(verdict)),
-            "confusion": confusion_table(list(rows["item_id"].map(human)), list(verdict))}
+            "confusion": confusion_table(list(rows["item_id"].map(human)), list(verdict),
+                                         rows=("comply", "refuse", "other"), columns=("safe", "violation"))}
 
 
 def main() -> None:
@@ -56,7 +57,9 @@ def main() -> None:
     train_harm = {}
     for run in key["run"].unique():
         for t in key.loc[key["run"] == run, "iteration"].unique():
-            ev = json.loads((Path(run) / f"eval_{t}.json").read_text())
+            # the run itself, or the compact copy of it committed beside the labelling set
+            run_dir = Path(run) if Path(run).exists() else out.parent / "runs" / Path(run).name
+            ev = json.loads((run_dir / f"eval_{t}.json").read_text())
             for r in ev["records"]:
                 if "train_judge_harm" in r:
                     train_harm[(run, int(t), r["prompt"])] = r["train_judge_harm"]

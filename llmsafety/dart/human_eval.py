@@ -90,7 +90,8 @@ def export_for_labelling(
         variant, _, replicate = name.partition("/")
         picks = [(variant, replicate or "0", final)]
         if include_untuned and 0 in result.evaluations and final != 0:
-            picks.append((UNTUNED, f"{variant}/{replicate or '0'}", 0))
+            # every run of a seed starts from the same untuned Target and greedy replies: one replicate per seed
+            picks.append((UNTUNED, replicate or "0", 0))
         for var, rep, t in picks:
             records = result.evaluations[t]["records"]
             for index, r in enumerate(records):
@@ -231,7 +232,7 @@ def human_eval_tables(
         result["judge_agreement"] = {
             "n": len(judged), "accuracy": float((human == judge).mean()),
             "kappa": cohen_kappa(list(human), list(judge)),
-            "confusion": confusion_table(list(judged["label"]), list(judge), labels=None),
+            "confusion": confusion_table(list(judged["label"]), list(judge), rows=LABELS, columns=("safe", "violation")),
         }
     return result
 

@@ -110,12 +110,19 @@ def cohen_kappa(a: Sequence, b: Sequence) -> float:
     return 1.0 if expected == 1 else float((observed - expected) / (1 - expected))
 
 
-def confusion_table(truth: Sequence, predicted: Sequence, labels: Sequence | None = None):
-    """Counts of (truth, predicted) as a DataFrame: rows truth, columns predicted."""
+def confusion_table(truth: Sequence, predicted: Sequence, labels: Sequence | None = None, *,
+                    rows: Sequence | None = None, columns: Sequence | None = None):
+    """Counts of (truth, predicted) as a DataFrame: rows truth, columns predicted.
+
+    ``labels`` names both axes; ``rows`` / ``columns`` name them apart (e.g. three human labels
+    against a judge's two verdicts). Unnamed axes take the values seen, sorted.
+    """
     import pandas as pd
 
-    labels = list(labels) if labels is not None else sorted(set(truth) | set(predicted), key=str)
-    table = pd.DataFrame(0, index=pd.Index(labels, name="truth"), columns=pd.Index(labels, name="predicted"))
+    seen = sorted(set(truth) | set(predicted), key=str)
+    rows = list(rows if rows is not None else labels if labels is not None else seen)
+    columns = list(columns if columns is not None else labels if labels is not None else seen)
+    table = pd.DataFrame(0, index=pd.Index(rows, name="truth"), columns=pd.Index(columns, name="predicted"))
     for t, p in zip(truth, predicted):
         table.loc[t, p] += 1
     return table
