@@ -700,8 +700,26 @@ def run_dart(
             _write_json(out / "metrics.json", result.metrics().to_dict(orient="records"))
             if on_phase_end is not None:
                 on_phase_end(phase, result)
+            release_memory()
     bar.close()
     return load_result(out)
+
+
+def release_memory() -> None:
+    """Give the memory of a finished phase back to the OS.
+
+    A phase's models and trainers die in reference cycles that only the collector frees, and glibc
+    keeps freed heap for reuse instead of returning it: measured on one Target phase repeated five
+    times in one process, RSS after each was ~1.6 GB as is, ~1.1 GB after ``gc.collect()`` and
+    ~0.5 GB after ``malloc_trim(0)``. Elsewhere than glibc the trim is skipped.
+    """
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _usable_state(out: Path, config: DARTConfig) -> manifest.RunState:
