@@ -66,32 +66,31 @@ def hierarchical_bootstrap(values, *, n_boot: int = 2000, seed: int = 0, level: 
     return _interval(float(_nanmean(grid)), reps, level)
 
 
+def _paired_replicates(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int, names: str) -> tuple[np.ndarray, np.ndarray]:
+    """Replicate means of two grids over the same prompts: one prompt draw for both, seeds apart."""
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"{names} must cover the same prompts: {a.shape[1]} != {b.shape[1]} columns")
+    rng = np.random.default_rng(seed)
+    prompts = rng.integers(0, a.shape[1], (n_boot, a.shape[1]))
+    reps_a = _replicate_means(a, rng.integers(0, a.shape[0], (n_boot, a.shape[0])), prompts)
+    reps_b = _replicate_means(b, rng.integers(0, b.shape[0], (n_boot, b.shape[0])), prompts)
+    return reps_a, reps_b
+
+
 def paired_difference(a, b, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Interval:
     """mean(a) - mean(b) for two ``[n_seeds, n_prompts]`` grids over the same prompts (same columns).
 
     Each replicate draws one set of prompts for both (paired) and each grid's seeds on its own.
     """
     a, b = _as_grid(a, "a"), _as_grid(b, "b")
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"a and b must cover the same prompts: {a.shape[1]} != {b.shape[1]} columns")
-    rng = np.random.default_rng(seed)
-    n_p = a.shape[1]
-    prompts = rng.integers(0, n_p, (n_boot, n_p))
-    reps = (_replicate_means(a, rng.integers(0, a.shape[0], (n_boot, a.shape[0])), prompts)
-            - _replicate_means(b, rng.integers(0, b.shape[0], (n_boot, b.shape[0])), prompts))
-    return _interval(float(_nanmean(a) - _nanmean(b)), reps, level)
+    reps_a, reps_b = _paired_replicates(a, b, n_boot, seed, "a and b")
+    return _interval(float(_nanmean(a) - _nanmean(b)), reps_a - reps_b, level)
 
 
 def risk_removed(after, before, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Interval:
     """1 - rate(after) / rate(before), paired over prompts, seeds drawn per grid (DART's headline)."""
     after, before = _as_grid(after, "after"), _as_grid(before, "before")
-    if after.shape[1] != before.shape[1]:
-        raise ValueError(f"after and before must cover the same prompts: {after.shape[1]} != {before.shape[1]}")
-    rng = np.random.default_rng(seed)
-    n_p = after.shape[1]
-    prompts = rng.integers(0, n_p, (n_boot, n_p))
-    rate_after = _replicate_means(after, rng.integers(0, after.shape[0], (n_boot, after.shape[0])), prompts)
-    rate_before = _replicate_means(before, rng.integers(0, before.shape[0], (n_boot, before.shape[0])), prompts)
+    rate_after, rate_before = _paired_replicates(after, before, n_boot, seed, "after and before")
     with np.errstate(divide="ignore", invalid="ignore"):
         reps = np.where(rate_before > 0, 1 - rate_after / rate_before, np.nan)
     base = float(_nanmean(before))
