@@ -180,7 +180,7 @@ def test_bootstrap_ci_brackets_mean_and_drops_nan():
 TINY = dict(
     iterations=2, red_steps=1, red_prompts_per_step=2, red_generations=2, red_max_new_tokens=16,
     selection_budget=3, uncertainty_samples=2, benign_mix=2, target_max_new_tokens=12, target_epochs=1,
-    eval_hh_prompts=4, eval_seed_prompts=4, eval_benign_prompts=3, eval_max_new_tokens=12,
+    eval_hh_prompts=4, eval_seed_prompts=4, eval_benign_prompts=3, eval_hh_benign_prompts=2, eval_max_new_tokens=12,
     bootstrap_samples=50, batch_size=8, novelty_includes_seeds=False,
 )
 
