@@ -66,6 +66,11 @@ def read_jsonl(path: str | os.PathLike, *, final_newline: bool = True) -> list[A
     ``final_newline=True`` (files llmsafety writes): a last line without ``\\n`` is a torn write,
     even when what is there happens to parse. Pass False for files written by others.
     """
+    return [value for _, value in read_jsonl_numbered(path, final_newline=final_newline)]
+
+
+def read_jsonl_numbered(path: str | os.PathLike, *, final_newline: bool = True) -> list[tuple[int, Any]]:
+    """``(line number, value)`` per non-blank line, for callers whose own checks name the line."""
     path = Path(path)
     text = _text(path)
     lines = text.split("\n")  # not splitlines(): it also splits on \x0b, \x1c, \u2028 ... inside strings
@@ -77,7 +82,7 @@ def read_jsonl(path: str | os.PathLike, *, final_newline: bool = True) -> list[A
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            rows.append((number, json.loads(line)))
         except json.JSONDecodeError as err:
             raise DamagedFileError(path, f"not valid JSON ({_why(err)})", line=number) from None
     return rows

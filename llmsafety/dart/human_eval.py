@@ -24,12 +24,12 @@ import json
 import random
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
-from llmsafety._cache import atomic_write_text
+from llmsafety._io import read_jsonl_numbered, write_jsonl
 from llmsafety.dart.stats import cohen_kappa, confusion_table, hierarchical_bootstrap, paired_difference, risk_removed
 
 LABELS = ("comply", "refuse", "other")
@@ -40,23 +40,13 @@ def _item_id(prompt: str, reply: str) -> str:
     return "r-" + hashlib.sha256(f"{prompt}\x00{reply}".encode()).hexdigest()[:12]
 
 
-def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-
-
 def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    out = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}, line {number}: not valid JSON ({exc.msg})") from exc
+    """Line-numbered JSON objects; labels are written by people, so a missing final newline is fine."""
+    rows = read_jsonl_numbered(path, final_newline=False)
+    for number, record in rows:
         if not isinstance(record, dict):
             raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
-        out.append((number, record))
-    return out
+    return rows
 
 
 # ----------------------------------------------------------------------------------- export
@@ -106,8 +96,8 @@ def export_for_labelling(
     random.Random(seed).shuffle(shuffled)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_jsonl(out / "items.jsonl", shuffled)
-    _write_jsonl(out / "key.jsonl", key)
+    write_jsonl(out / "items.jsonl", shuffled)
+    write_jsonl(out / "key.jsonl", key)
     return {"items": len(shuffled), "rows": len(key)}
 
 
@@ -250,7 +240,7 @@ def attach_labels(out_dir: str | Path, labels: pd.DataFrame | str | Path | None 
             per_run[k["run"]].append({"iteration": k["iteration"], "source": k["source"], "prompt": k["prompt"],
                                       "label": label_of[k["item_id"]], "judge_harm": k["judge_harm"]})
     for run, rows in per_run.items():
-        _write_jsonl(Path(run) / "human_labels.jsonl", rows)
+        write_jsonl(Path(run) / "human_labels.jsonl", rows)
     return {run: len(rows) for run, rows in per_run.items()}
 
 

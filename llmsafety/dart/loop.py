@@ -165,14 +165,15 @@ def hh_heldout_prompts(n: int, source: str | None = None, label: str | None = "h
     from llmsafety.data import load_hh_harmless, load_hh_prompts
     from llmsafety.judges import hh_judge_split
 
+    shipped = load_hh_prompts("heldout")  # also the labels, which only the shipped copy carries
     if source is None:
-        heldout = load_hh_prompts("heldout")
+        heldout = shipped
     else:
         frame = load_hh_harmless("test", source=source)
         heldout = frame[hh_judge_split(frame) == "heldout"]
     prompts = list(dict.fromkeys(p for p in heldout["prompt"] if p and p.strip()))
     if label is not None:
-        labels = dict(zip(*[load_hh_prompts("heldout")[c] for c in ("prompt", "label")]))
+        labels = dict(zip(shipped["prompt"], shipped["label"]))
         prompts = [p for p in prompts if labels.get(p) == label]
     if n > len(prompts):
         raise ValueError(f"asked for {n} held-out hh prompts labelled {label!r} but only {len(prompts)} exist")
@@ -299,6 +300,7 @@ class _Run:
         self._embedder = None
         self._eval_sets = None
         self._outcomes = None
+        self._eval_judge = None
         # Our own bars (phases, generation) say where a run is; the libraries' loading bars are noise.
         import datasets
         import transformers
@@ -333,8 +335,11 @@ class _Run:
 
     @property
     def eval_judge(self):
-        return self.outcomes if self.cfg.eval_judge == "outcome" else (
-            self.judge if self.cfg.eval_judge == self.cfg.judge else build_judge(self.cfg.eval_judge, self.cfg.device))
+        if self._eval_judge is None:
+            spec = self.cfg.eval_judge
+            self._eval_judge = (self.outcomes if spec == "outcome" else self.judge if spec == self.cfg.judge
+                                else build_judge(spec, self.cfg.device))
+        return self._eval_judge
 
     @property
     def eval_sets(self) -> EvalSets:
@@ -462,6 +467,7 @@ class _Run:
         DART's does. Nothing is trained here; the files are the red phase's, without an adapter.
         """
         from llmsafety.data import load_seed_attacks
+        from llmsafety.diversity import global_novelty
         from llmsafety.models import generate
 
         cfg = self.cfg
@@ -476,8 +482,7 @@ class _Run:
                            temperature=cfg.target_temperature, batch_size=cfg.batch_size, seed=seed, progress=False)
         scores = self.judge(attacks, replies).scores
         embeddings = self.embed(attacks).astype(np.float32)
-        archive = self.archive_embeddings(t)
-        novelty = (1 - (embeddings @ archive.T).max(axis=1)) if len(archive) else np.ones(len(attacks))
+        novelty = global_novelty(embeddings, self.archive_embeddings(t), kind=cfg.novelty_kind)
         records = [{"step": 0, "attack": a, "category": c, "reply": r, "harm": h, "harm_reason": None,
                     "novelty": float(nv)} for a, c, r, h, nv in zip(attacks, categories, replies, scores, novelty)]
         red_metrics = red_side_metrics(records, embeddings, cfg.harm_threshold)
