@@ -24,6 +24,7 @@ from llmsafety.papers import (
     search,
     to_bibtex,
 )
+from llmsafety.papers import source as papers_source
 from llmsafety.taxonomy import TOP_LEVEL_NAMES, load_taxonomy
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -345,8 +346,8 @@ def test_env_var_is_the_default_source(monkeypatch):
 
 def test_offline_without_cache_says_how_to_pass_a_file(monkeypatch, tmp_path):
     monkeypatch.setenv("LLMSAFETY_PAPERS_SOURCE", "")  # empty counts as unset
-    monkeypatch.setattr(papers_module, "PAPER_LIST_URL", "http://127.0.0.1:9/README.md")
-    monkeypatch.setattr(papers_module, "DOWNLOAD_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(papers_source, "PAPER_LIST_URL", "http://127.0.0.1:9/README.md")
+    monkeypatch.setattr(papers_source, "DOWNLOAD_TIMEOUT_S", 2.0)
     start = time.monotonic()
     with pytest.raises(PaperListUnavailableError) as error:
         load_papers(cache_dir=tmp_path)
