@@ -15,8 +15,6 @@ Embedding measures (meaning), computed on sentence embeddings such as MiniLM's:
   attacks sampled together from collapsing onto one prompt.
 - :func:`embedding_diversity` -- the mean pairwise cosine distance of a set: one number for how
   spread out a set of attacks is.
-- :class:`AttackArchive` -- every attack with its embedding, iteration and category, saved to
-  disk; ``archive.before(t)`` is what attacks of iteration ``t`` are compared with.
 
 Text measures (surface form), independent of any model:
 
@@ -35,21 +33,14 @@ in [0, 1]: 0 for the same meaning, about 1 for unrelated text.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import math
-import os
 import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-
-from llmsafety._cache import atomic_write_bytes, atomic_write_text
 
 NoveltyKind = Literal["nearest", "mean"]
 NOVELTY_KINDS: tuple[str, ...] = ("nearest", "mean")
@@ -113,8 +104,8 @@ def global_novelty(
         The new attacks' embeddings, shape [n, d] (numpy array or torch tensor); any length,
         rows are normalised here.
     archive
-        The attacks found before: an :class:`AttackArchive` or embeddings of shape [m, d]. For
-        DART's global diversity pass ``archive.before(iteration)``.
+        The attacks found before: embeddings of shape [m, d]. For DART's global diversity pass
+        the embeddings of all attacks of earlier iterations.
     kind
         ``"nearest"``: 1 - the highest cosine similarity to any archived attack, so a new attack
         is novel only if it is far from *every* earlier one (Hong et al. 2024).
@@ -129,12 +120,10 @@ def global_novelty(
     """
     _check_kind(kind)
     new = _as_matrix(embeddings, "embeddings")
-    if isinstance(archive, AttackArchive):
-        archive = archive.embeddings
-    elif isinstance(archive, (list, tuple)) and not archive:
+    if isinstance(archive, (list, tuple)) and not archive:
         archive = np.zeros((0, 0))
     seen = _as_matrix(archive, "archive")
-    # An empty AttackArchive does not know its dimension before its first add: shape (0, 0).
+    # An empty list has no dimension: shape (0, 0).
     if seen.shape != (0, 0) and seen.shape[1] != new.shape[1]:
         raise ValueError(
             f"embeddings have dimension {new.shape[1]} (shape {new.shape}) but the archive has "
@@ -356,259 +345,6 @@ def self_bleu(
 
 
 # --------------------------------------------------------------------------------------------
-# The attack archive
-# --------------------------------------------------------------------------------------------
-
-
-class AttackArchive:
-    """Every attack found so far, with its embedding, iteration, category, id and score.
-
-    Example::
-
-        archive = AttackArchive()
-        archive.add(["prompt a", "prompt b"], embeddings, iteration=0, categories="misuse")
-        novelty = global_novelty(new_embeddings, archive.before(1))
-
-    Embeddings are kept as float32 (what sentence embedders produce; cosine similarity needs no
-    more), records as plain Python values. ``save``/``load`` use a directory of three files.
-    """
-
-    RECORDS_FILE = "records.jsonl"
-    EMBEDDINGS_FILE = "embeddings.npy"
-    MANIFEST_FILE = "manifest.json"
-    FORMAT_VERSION = 1
-
-    def __init__(self) -> None:
-        self._records: list[dict[str, Any]] = []
-        self._blocks: list[np.ndarray] = []  # one block per add(); concatenated on demand
-        self._matrix: np.ndarray | None = None
-        self._dim: int | None = None
-        self._ids: set[str] = set()
-
-    # -- adding ----------------------------------------------------------------------------
-
-    def add(
-        self,
-        texts: Sequence[str],
-        embeddings: Any,
-        iteration: int,
-        categories: str | Sequence[str],
-        scores: Sequence[float | None] | None = None,
-        ids: Sequence[str] | None = None,
-    ) -> None:
-        """Add one batch of attacks found at ``iteration``.
-
-        ``categories`` is one category for the whole batch or one per text; ``scores`` (e.g.
-        the judge's harm score) and ``ids`` are optional, one per text. Ids default to the
-        attack's position in the archive and must be unique.
-        """
-        texts = _check_texts(texts)
-        n = len(texts)
-        matrix = _as_matrix(embeddings, "embeddings")
-        if matrix.shape[0] != n:
-            raise ValueError(f"got {n} texts but {matrix.shape[0]} embeddings (shape {matrix.shape})")
-        _unit_rows(matrix, "embeddings")  # reject zero vectors now, not at the next novelty call
-        if self._dim is not None and matrix.shape[1] != self._dim:
-            raise ValueError(
-                f"embeddings have dimension {matrix.shape[1]} (shape {matrix.shape}) but the archive "
-                f"holds dimension {self._dim}; embed with the same model"
-            )
-        if isinstance(iteration, bool) or not isinstance(iteration, (int, np.integer)) or iteration < 0:
-            raise ValueError(f"iteration must be a non-negative integer, got {iteration!r}")
-        if isinstance(categories, str):
-            categories = [categories] * n
-        categories = _check_texts(categories, "categories")
-        if len(categories) != n:
-            raise ValueError(f"got {n} texts but {len(categories)} categories")
-        if scores is None:
-            scores = [None] * n
-        scores = list(scores)
-        if len(scores) != n:
-            raise ValueError(f"got {n} texts but {len(scores)} scores")
-        for i, s in enumerate(scores):
-            if s is not None and not math.isfinite(float(s)):
-                raise ValueError(f"scores[{i}] is {s!r}; use None for a missing score")
-        if ids is None:
-            ids = [str(len(self) + i) for i in range(n)]
-        ids = _check_texts(ids, "ids")
-        if len(ids) != n:
-            raise ValueError(f"got {n} texts but {len(ids)} ids")
-        clashes = sorted((set(ids) & self._ids) | {i for i, k in Counter(ids).items() if k > 1})
-        if clashes:
-            raise ValueError(f"ids must be unique; already used or repeated: {clashes[:10]}")
-
-        for text, category, score, id_ in zip(texts, categories, scores, ids):
-            self._records.append(
-                {
-                    "id": id_,
-                    "text": text,
-                    "iteration": int(iteration),
-                    "category": category,
-                    "score": None if score is None else float(score),
-                }
-            )
-        self._ids.update(ids)
-        self._blocks.append(matrix.astype(np.float32))
-        self._matrix = None
-        self._dim = matrix.shape[1]
-
-    # -- reading ---------------------------------------------------------------------------
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def __repr__(self) -> str:
-        iterations = sorted(set(self.iterations))
-        return f"AttackArchive({len(self)} attacks, dim={self._dim}, iterations={iterations})"
-
-    @property
-    def dim(self) -> int | None:
-        """Embedding dimension, ``None`` until the first ``add``."""
-        return self._dim
-
-    @property
-    def embeddings(self) -> np.ndarray:
-        """All embeddings, float32 [m, d] in insertion order, read-only ([0, 0] before any add)."""
-        if self._matrix is None:
-            if self._blocks:
-                self._matrix = np.concatenate(self._blocks)
-                self._matrix.flags.writeable = False  # edits would bypass add()'s checks
-                self._blocks = [self._matrix]
-            else:
-                self._matrix = np.zeros((0, self._dim or 0), np.float32)
-        return self._matrix
-
-    @property
-    def texts(self) -> list[str]:
-        return [r["text"] for r in self._records]
-
-    @property
-    def iterations(self) -> list[int]:
-        return [r["iteration"] for r in self._records]
-
-    @property
-    def categories(self) -> list[str]:
-        return [r["category"] for r in self._records]
-
-    @property
-    def scores(self) -> list[float | None]:
-        return [r["score"] for r in self._records]
-
-    @property
-    def ids(self) -> list[str]:
-        return [r["id"] for r in self._records]
-
-    def before(self, iteration: int) -> AttackArchive:
-        """A copy holding only the attacks of iterations earlier than ``iteration``.
-
-        DART measures the novelty of iteration ``t``'s attacks against all earlier iterations.
-        """
-        keep = np.array([r["iteration"] < iteration for r in self._records], dtype=bool)
-        return self._subset(keep)
-
-    def _subset(self, keep: np.ndarray) -> AttackArchive:
-        subset = AttackArchive()
-        subset._records = [dict(r) for r, k in zip(self._records, keep) if k]
-        subset._ids = {r["id"] for r in subset._records}
-        subset._dim = self._dim
-        subset._blocks = [self.embeddings[keep].copy()] if len(subset) else []
-        return subset
-
-    def to_dataframe(self):
-        """One row per attack: id, text, iteration, category, score."""
-        import pandas as pd
-
-        return pd.DataFrame(self._records, columns=["id", "text", "iteration", "category", "score"])
-
-    # -- disk ------------------------------------------------------------------------------
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Save to the directory ``path``: records.jsonl, embeddings.npy and manifest.json.
-
-        Each file is written atomically; the manifest, written last, holds both files' SHA-256,
-        so ``load`` notices a save that was interrupted between files.
-        """
-        path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"{path} exists and is not a directory; AttackArchive.save needs a directory")
-        records = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self._records).encode("utf-8")
-        buffer = io.BytesIO()
-        np.save(buffer, self.embeddings, allow_pickle=False)
-        embeddings = buffer.getvalue()
-        atomic_write_bytes(path / self.RECORDS_FILE, records)
-        atomic_write_bytes(path / self.EMBEDDINGS_FILE, embeddings)
-        manifest = {
-            "format": "llmsafety.AttackArchive",
-            "version": self.FORMAT_VERSION,
-            "count": len(self),
-            "dim": self._dim,
-            "sha256": {
-                self.RECORDS_FILE: hashlib.sha256(records).hexdigest(),
-                self.EMBEDDINGS_FILE: hashlib.sha256(embeddings).hexdigest(),
-            },
-        }
-        atomic_write_text(path / self.MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
-        return path
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> AttackArchive:
-        """Load an archive written by :meth:`save`; a corrupted or mismatched one -> ValueError."""
-        path = Path(path)
-        if not path.is_dir():
-            raise FileNotFoundError(f"no AttackArchive directory at {path}")
-        raw: dict[str, bytes] = {}
-        for name in (cls.MANIFEST_FILE, cls.RECORDS_FILE, cls.EMBEDDINGS_FILE):
-            if not (path / name).is_file():
-                raise FileNotFoundError(
-                    f"{path} is missing {name}; was it written by AttackArchive.save?"
-                )
-            raw[name] = (path / name).read_bytes()
-        try:
-            manifest = json.loads(raw[cls.MANIFEST_FILE])
-            expected = dict(manifest["sha256"])
-            count, dim = manifest["count"], manifest["dim"]
-        except (ValueError, KeyError, TypeError) as err:
-            raise ValueError(
-                f"{path / cls.MANIFEST_FILE} is not a valid AttackArchive manifest: {err}"
-            ) from err
-        if manifest.get("version") != cls.FORMAT_VERSION:
-            raise ValueError(
-                f"{path} has archive format version {manifest.get('version')!r}; "
-                f"this code reads version {cls.FORMAT_VERSION}"
-            )
-        for name in (cls.RECORDS_FILE, cls.EMBEDDINGS_FILE):
-            if hashlib.sha256(raw[name]).hexdigest() != expected.get(name):
-                raise ValueError(
-                    f"{path / name} does not match {cls.MANIFEST_FILE} (checksum differs): the file "
-                    "is corrupted, or the save was interrupted, or files come from different saves"
-                )
-        try:
-            lines = raw[cls.RECORDS_FILE].decode("utf-8").splitlines()
-            records = [json.loads(line) for line in lines if line]
-            matrix = np.load(io.BytesIO(raw[cls.EMBEDDINGS_FILE]), allow_pickle=False)
-        except ValueError as err:
-            raise ValueError(f"{path} holds an unreadable archive: {err}") from err
-        fields = {"id", "text", "iteration", "category", "score"}
-        broken = [i for i, r in enumerate(records) if not isinstance(r, dict) or set(r) != fields]
-        if broken:
-            raise ValueError(
-                f"{path / cls.RECORDS_FILE}: records {broken[:10]} do not have the fields "
-                f"{sorted(fields)}"
-            )
-        if len(records) != count or matrix.shape != (count, dim or 0):
-            raise ValueError(
-                f"{path}: manifest says {count} attacks of dimension {dim}, but found {len(records)} "
-                f"records and embeddings of shape {matrix.shape}"
-            )
-        archive = cls()
-        archive._records = records
-        archive._ids = {r["id"] for r in records}
-        archive._dim = dim
-        archive._blocks = [matrix.astype(np.float32)] if count else []
-        return archive
-
-
-# --------------------------------------------------------------------------------------------
 # Everything at once
 # --------------------------------------------------------------------------------------------
 
@@ -617,7 +353,7 @@ def diversity_report(
     texts: Sequence[str],
     embeddings: Any = None,
     *,
-    archive: AttackArchive | Any = None,
+    archive: Any = None,
     sample: int | None = None,
     seed: int = 0,
 ) -> dict[str, float]:

@@ -1,9 +1,8 @@
-"""Tests for llmsafety.diversity: hand-computable cases, the archive on disk, error messages."""
+"""Tests for llmsafety.diversity: hand-computable cases and error messages."""
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 import torch
 
 from llmsafety.diversity import (
-    AttackArchive,
     batch_novelty,
     distinct_n,
     diversity_report,
@@ -61,7 +59,7 @@ def test_rows_are_normalised_inside():
 
 def test_empty_archive_makes_everything_novel():
     new = np.array([[1.0, 2.0], [3.0, 4.0]])
-    for empty in (np.zeros((0, 2)), [], AttackArchive()):
+    for empty in (np.zeros((0, 2)), []):
         result = global_novelty(new, empty)
         np.testing.assert_array_equal(result, [1.0, 1.0])
         assert result.dtype == np.float64
@@ -73,16 +71,6 @@ def test_torch_input_returns_numpy_float64():
     result = global_novelty(new, archive)
     assert isinstance(result, np.ndarray) and result.dtype == np.float64
     np.testing.assert_allclose(result, [1 - COS45, 1.0], atol=1e-6)
-
-
-def test_archive_object_is_accepted_and_before_limits_it():
-    archive = AttackArchive()
-    archive.add(["a"], np.array([[1.0, 0.0]]), iteration=0, categories="x")
-    archive.add(["b"], np.array([[0.0, 1.0]]), iteration=1, categories="x")
-    new = np.array([[0.0, 1.0]])
-    assert global_novelty(new, archive) == pytest.approx([0.0], abs=1e-7)
-    # Iteration 1's own attack is not "earlier" than iteration 1.
-    assert global_novelty(new, archive.before(1)) == pytest.approx([1.0], abs=1e-7)
 
 
 def test_novelty_is_vectorised_over_many_items():
@@ -204,122 +192,6 @@ def test_distinct_n_hand_cases():
         distinct_n(texts, 0)
 
 
-# -- the archive ------------------------------------------------------------------------------
-
-
-def _two_iteration_archive() -> AttackArchive:
-    archive = AttackArchive()
-    archive.add(
-        ["attack one", "attack two"],
-        np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),
-        iteration=0,
-        categories=["misuse", "value-misalignment/privacy"],
-        scores=[0.9, None],
-    )
-    archive.add(["attack three"], torch.tensor([[0.0, 0.0, 2.0]]), iteration=1, categories="misuse")
-    return archive
-
-
-def test_archive_add_and_before():
-    archive = _two_iteration_archive()
-    assert len(archive) == 3 and archive.dim == 3
-    assert archive.texts == ["attack one", "attack two", "attack three"]
-    assert archive.iterations == [0, 0, 1]
-    assert archive.categories == ["misuse", "value-misalignment/privacy", "misuse"]
-    assert archive.scores == [0.9, None, None]
-    assert archive.ids == ["0", "1", "2"]
-    assert archive.embeddings.shape == (3, 3)
-    with pytest.raises(ValueError, match="read-only"):
-        archive.embeddings[0, 0] = 5.0
-
-    earlier = archive.before(1)
-    assert earlier.texts == ["attack one", "attack two"]
-    np.testing.assert_array_equal(earlier.embeddings, archive.embeddings[:2])
-    assert len(archive.before(0)) == 0 and archive.before(0).embeddings.shape == (0, 3)
-    earlier.add(["later"], np.ones((1, 3)), iteration=5, categories="x")
-    assert len(archive) == 3  # before() is a copy
-
-    frame = archive.to_dataframe()
-    assert list(frame.columns) == ["id", "text", "iteration", "category", "score"]
-    assert frame["iteration"].tolist() == [0, 0, 1]
-
-
-def test_archive_add_errors_name_the_lengths():
-    archive = AttackArchive()
-    with pytest.raises(ValueError, match="2 texts but 3 embeddings"):
-        archive.add(["a", "b"], np.ones((3, 2)), iteration=0, categories="x")
-    with pytest.raises(ValueError, match="2 texts but 1 categories"):
-        archive.add(["a", "b"], np.ones((2, 2)), iteration=0, categories=["x"])
-    with pytest.raises(ValueError, match="2 texts but 3 scores"):
-        archive.add(["a", "b"], np.ones((2, 2)), iteration=0, categories="x", scores=[1, 2, 3])
-    with pytest.raises(ValueError, match="iteration must be a non-negative integer, got -1"):
-        archive.add(["a"], np.ones((1, 2)), iteration=-1, categories="x")
-    archive.add(["a"], np.ones((1, 2)), iteration=0, categories="x", ids=["first"])
-    with pytest.raises(ValueError, match="dimension 4.*dimension 2"):
-        archive.add(["b"], np.ones((1, 4)), iteration=0, categories="x")
-    with pytest.raises(ValueError, match=r"unique.*\['first'\]"):
-        archive.add(["b"], np.ones((1, 2)), iteration=0, categories="x", ids=["first"])
-    with pytest.raises(ValueError, match="zero vectors"):
-        archive.add(["b"], np.zeros((1, 2)), iteration=0, categories="x")
-    assert len(archive) == 1  # failed adds leave nothing behind
-
-
-def test_archive_save_load_round_trip(tmp_path):
-    archive = _two_iteration_archive()
-    archive.save(tmp_path / "archive")
-    loaded = AttackArchive.load(tmp_path / "archive")
-    assert loaded.texts == archive.texts
-    assert loaded.iterations == archive.iterations
-    assert loaded.categories == archive.categories
-    assert loaded.scores == archive.scores
-    assert loaded.ids == archive.ids
-    np.testing.assert_array_equal(loaded.embeddings, archive.embeddings)
-    assert loaded.before(1).texts == ["attack one", "attack two"]
-    # Loaded archives keep growing and keep their ids unique.
-    loaded.add(["attack four"], np.ones((1, 3)), iteration=2, categories="misuse")
-    assert loaded.ids[-1] == "3"
-    # An empty archive round-trips too.
-    AttackArchive().save(tmp_path / "empty")
-    assert len(AttackArchive.load(tmp_path / "empty")) == 0
-
-
-def test_archive_load_rejects_corrupted_or_mismatched_files(tmp_path):
-    _two_iteration_archive().save(tmp_path / "a")
-    records = tmp_path / "a" / "records.jsonl"
-    records.write_text(records.read_text().replace("attack one", "attack 1"))
-    with pytest.raises(ValueError, match="records.jsonl does not match manifest.json"):
-        AttackArchive.load(tmp_path / "a")
-
-    # Embeddings from another save next to the first save's records.
-    _two_iteration_archive().save(tmp_path / "b")
-    other = AttackArchive()
-    other.add(["x"], np.ones((1, 3)), iteration=0, categories="x")
-    other.save(tmp_path / "c")
-    (tmp_path / "b" / "embeddings.npy").write_bytes((tmp_path / "c" / "embeddings.npy").read_bytes())
-    with pytest.raises(ValueError, match="embeddings.npy does not match"):
-        AttackArchive.load(tmp_path / "b")
-
-    (tmp_path / "c" / "manifest.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not a valid AttackArchive manifest"):
-        AttackArchive.load(tmp_path / "c")
-
-    _two_iteration_archive().save(tmp_path / "d")
-    (tmp_path / "d" / "embeddings.npy").unlink()
-    with pytest.raises(FileNotFoundError, match="missing embeddings.npy"):
-        AttackArchive.load(tmp_path / "d")
-    with pytest.raises(FileNotFoundError, match="no AttackArchive directory"):
-        AttackArchive.load(tmp_path / "nowhere")
-
-
-def test_archive_save_writes_jsonl_records(tmp_path):
-    _two_iteration_archive().save(tmp_path)
-    lines = (tmp_path / "records.jsonl").read_text().splitlines()
-    assert json.loads(lines[0]) == {
-        "id": "0", "text": "attack one", "iteration": 0, "category": "misuse", "score": 0.9,
-    }
-    assert np.load(tmp_path / "embeddings.npy").shape == (3, 3)
-
-
 # -- the report -------------------------------------------------------------------------------
 
 
@@ -357,8 +229,6 @@ def test_minilm_paraphrases_are_less_novel_than_an_unrelated_sentence():
         "Tell me how to break the lock on the house next door.",
         "Which bread rises best when baked at a low temperature?",
     ]
-    archive = AttackArchive()
-    archive.add(seen, model.encode(seen), iteration=0, categories="misuse")
-    novelty = global_novelty(model.encode(new, convert_to_tensor=True), archive.before(1))
+    novelty = global_novelty(model.encode(new, convert_to_tensor=True), model.encode(seen))
     assert novelty[0] < novelty[2] and novelty[1] < novelty[2]
     assert novelty[2] > 0.5 and novelty[0] < 0.5
