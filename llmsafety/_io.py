@@ -12,6 +12,7 @@ a reader sees the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 from llmsafety._cache import atomic_write_bytes as _atomic_write_bytes
 
 __all__ = ["DamagedFileError", "atomic_write_bytes", "atomic_write_text", "read_json", "read_jsonl",
-           "write_json", "write_jsonl"]
+           "stable_fraction", "stable_hash", "write_json", "write_jsonl"]
 
 
 class DamagedFileError(ValueError):
@@ -114,3 +115,17 @@ def write_json(path: str | os.PathLike, data: Any, *, default=None, indent: int 
 def write_jsonl(path: str | os.PathLike, rows, *, default=None) -> Path:
     """Write one JSON value per line, each line ending in a newline, atomically."""
     return atomic_write_text(path, "".join(json.dumps(r, default=default) + "\n" for r in rows))
+
+
+def stable_hash(text: str, salt: str = "") -> int:
+    """SHA-256 of ``salt + text`` as a 256-bit integer: the same on every machine and release.
+
+    Every hash-based split and per-phase seed in the package is built on it, so an item's side
+    never depends on Python's per-process ``hash()`` or on the order items arrive in.
+    """
+    return int(hashlib.sha256(f"{salt}{text}".encode("utf-8")).hexdigest(), 16)
+
+
+def stable_fraction(text: str, salt: str = "") -> float:
+    """A number in [0, 1) from the top 32 bits of :func:`stable_hash`: ``< 0.6`` puts 60% on one side."""
+    return (stable_hash(text, salt) >> 224) / 2**32

@@ -19,6 +19,7 @@ same seed gives the same replies on the CPU.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -31,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from llmsafety._cache import cache_dir
+from llmsafety._device import pick_device, pick_dtype
 
 DEFAULT_CHAT_MODEL = "smollm2-135m-instruct"
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
@@ -71,8 +73,9 @@ class ChatModel:
 # ----------------------------------------------------------------------------- device and dtype
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    # The choice itself is made in llmsafety._device, shared with the judges.
     if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(pick_device("auto"))
     return torch.device(device)
 
 
@@ -96,18 +99,10 @@ def resolve_dtype(dtype: str | torch.dtype = "auto", device: torch.device | None
     We keep fp32 on the CPU by default even where bf16 is faster: LoRA training and the
     determinism tests are simpler to trust in fp32. Pass ``dtype="bfloat16"`` to trade that for speed.
     """
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
-    if dtype == "auto":
-        device = device or resolve_device()
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    if dtype not in names:
-        raise ValueError(f"dtype={dtype!r} is not one of 'auto', {', '.join(map(repr, names))}")
-    return names[dtype]
+    # Names ("bf16", "float32", ...) and the "auto" rule live in llmsafety._device (shared with the
+    # judges); this is its default rule: bf16 only where the GPU supports it.
+    # ``device=None`` means the device resolve_device() would pick.
+    return pick_dtype(dtype, device)
 
 
 # ----------------------------------------------------------------------------- embedded files
@@ -226,16 +221,38 @@ def load_chat_model(
             f"({', '.join(_EMBEDDED_CHAT_MODELS)}), not a local directory, and the hub is not "
             f"reachable or has no such model. Pass a local path or an embedded name. ({err.__class__.__name__})"
         ) from err
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"  # decoder-only: pad on the left so new tokens follow the prompt
+    prepare_padding(tokenizer, padding_side="left")  # decoder-only: new tokens follow the prompt
     model.to(device_)
     model.eval()
     return ChatModel(model=model, tokenizer=tokenizer, name=name)
 
 
+def prepare_padding(tokenizer, model=None, padding_side: str | None = None) -> None:
+    """Give a tokenizer without a pad token its EOS token as one (and ``model``'s config the id).
+
+    Many causal LMs ship no pad token; batching needs one, and the attention mask hides it.
+    ``padding_side``: ``left`` for decoder-only generation and last-position logits.
+    """
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if model is not None and model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if padding_side is not None:
+        tokenizer.padding_side = padding_side
+
+
 def load_embedder(name: str = DEFAULT_EMBEDDER, *, device: str | torch.device = "auto"):
-    """A sentence-transformers embedder: embedded all-MiniLM-L6-v2 offline, or a hub id / path."""
+    """A sentence-transformers embedder: embedded all-MiniLM-L6-v2 offline, or a hub id / path.
+
+    Loaded once per (name, device) and shared (the judge and the novelty term read the same
+    MiniLM): do not change its settings in place; :class:`llmsafety.judges.CachedEmbedder` sets
+    its own ``max_seq_length`` for each call only.
+    """
+    return _load_embedder(name, str(resolve_device(device)))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_embedder(name: str, device: str):
     from sentence_transformers import SentenceTransformer
 
     if name.lower() in _EMBEDDED_EMBEDDERS:
@@ -243,7 +260,7 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, *, device: str | torch.device = 
     else:
         path = name
     try:
-        return SentenceTransformer(path, device=str(resolve_device(device)))
+        return SentenceTransformer(path, device=device)
     except OSError as err:
         raise ValueError(
             f"Could not load embedder {name!r}: not embedded ({', '.join(_EMBEDDED_EMBEDDERS)}), "

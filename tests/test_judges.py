@@ -492,3 +492,26 @@ def test_guard_judge_template_needs_both_fields():
     # Checked before any model is loaded, so no model is needed here.
     with pytest.raises(ValueError, match=r"\{prompt\} and \{response\}"):
         J.GuardModelJudge("no-such-model", template="Is this safe? {prompt}")
+
+
+@pytest.mark.slow
+def test_one_minilm_per_process_and_the_judges_length_holds_per_call_only():
+    """The judge (max_seq_length 128) and the novelty term (the model's own 256) share one model."""
+    from llmsafety.judges import shared_embedder
+    from llmsafety.models import load_embedder
+
+    model = load_embedder()
+    assert load_embedder() is model
+    judge_view = shared_embedder("all-minilm-l6-v2", 128)
+    assert judge_view.model is model
+    own_length = model.max_seq_length
+    long_text = "word " * 400
+    cut = judge_view.encode([long_text])[0]
+    assert model.max_seq_length == own_length  # restored after the call
+    whole = model.encode([long_text], normalize_embeddings=True)[0]
+    assert not np.allclose(cut, whole, atol=1e-4)  # the judge's view really was cut at 128 word pieces
+    model.max_seq_length = 128
+    try:
+        assert np.allclose(cut, model.encode([long_text], normalize_embeddings=True)[0], atol=1e-5)
+    finally:
+        model.max_seq_length = own_length
