@@ -17,7 +17,7 @@ SHARED ?= $(abspath ../shared/data)
 export LLMSAFETY_PAPERS_SOURCE ?= $(wildcard $(SHARED)/awesome-llm-safety-papers/README.md)
 export LLMSAFETY_HH_SOURCE ?= $(wildcard $(SHARED)/hh-rlhf/harmless-base-test.jsonl.gz)
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test test-fast student-notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,11 +37,14 @@ demo: install
 
 test: install
 	$(BIN)/ruff check llmsafety tests benchmarks scripts
-	$(BIN)/python -m pytest -ra --durations=15 --nbval-lax tests notebooks
+	$(BIN)/python -m pytest -ra --durations=15 --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg tests notebooks
 
 test-fast:
 	$(BIN)/ruff check llmsafety tests benchmarks scripts
 	$(BIN)/python -m pytest -ra -m "not slow" tests
+
+student-notebooks: install
+	$(BIN)/python scripts/student_notebooks.py --out student_notebooks
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
