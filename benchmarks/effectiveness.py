@@ -2,7 +2,7 @@
 
     python benchmarks/effectiveness.py [--seeds 0,1,2,3,4] [--variants dart,mart,refusal_sft,system_prompt]
                                        [--preset tiny] [--out benchmarks/results/study] [--runs runs/effectiveness]
-                                       [--export-labels] [--set FIELD=VALUE ...]
+                                       [--export-labels] [--FIELD VALUE ...]
 
 Headline, declared before the study is run: the share of the untuned Target's violation risk that
 DART removes on the held-out hh-rlhf prompts labelled harmful, *by human labels* (comply / refuse /
@@ -31,17 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-
-def parse_sets(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 def grid(evs: list[dict], value) -> np.ndarray:
@@ -113,7 +102,9 @@ def main() -> None:
     parser.add_argument("--export-labels", action="store_true",
                         help="also write a blind labelling set of every run's hh replies into OUT/labelling")
     parser.add_argument("--runs", default="runs/effectiveness")
-    parser.add_argument("--set", nargs="*", default=[], help="DARTConfig overrides, e.g. iterations=3")
+    from llmsafety.dart.config import add_config_arguments, config_overrides
+
+    add_config_arguments(parser, exclude=("seed", "variant"))  # --iterations 3 --eval-each-iteration false ...
     args = parser.parse_args()
 
     from llmsafety.dart import DARTConfig, load_result
@@ -121,7 +112,7 @@ def main() -> None:
 
     seeds = [int(s) for s in args.seeds.split(",")]
     variants = args.variants.split(",")
-    overrides = parse_sets(args.set)
+    overrides = config_overrides(args, exclude=("seed", "variant"))
     runs_dir, out_dir = Path(args.runs), Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[tuple[str, int], object] = {}

@@ -231,15 +231,14 @@ def _add_dart_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("dart", help="DART automated red teaming (arXiv 2407.03876v1)")
     dart_sub = parser.add_subparsers(dest="dart_command", metavar="ACTION", required=True)
     run = dart_sub.add_parser("run", help="run or resume a DART run")
-    run.add_argument("--preset", default="tiny", help="tiny (CPU, minutes) or small (one GPU)")
+    run.add_argument("--preset", default="tiny", help="tiny (CPU, minutes), cpu_study (CPU, more Red steps, the Red-side options) "
+                     "or small (one GPU)")
     run.add_argument("--config", type=Path, help="a DARTConfig as YAML or JSON (overrides --preset)")
     run.add_argument("--out", type=Path, required=True, help="run directory, e.g. runs/NAME")
     run.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
-    from llmsafety.dart.config import VARIANTS
+    from llmsafety.dart.config import add_config_arguments
 
-    run.add_argument("--variant", choices=list(VARIANTS))
-    run.add_argument("--iterations", type=int)
-    run.add_argument("--seed", type=int)
+    add_config_arguments(run)
     run.set_defaults(func=_run_dart_run)
     report = dart_sub.add_parser("report", help="print a run's metrics and write PNG figures into it")
     report.add_argument("run_dir", type=Path)
@@ -296,8 +295,9 @@ def _run_dart_human_eval(args: argparse.Namespace) -> int:
 
 def _run_dart_run(args: argparse.Namespace) -> int:
     from llmsafety.dart import DARTConfig, run_dart
+    from llmsafety.dart.config import config_overrides
 
-    overrides = {k: getattr(args, k) for k in ("variant", "iterations", "seed") if getattr(args, k) is not None}
+    overrides = config_overrides(args)
     if args.config is not None:
         config = _load_config_file(args.config)
         config = DARTConfig.from_dict({**config.to_dict(), **overrides})

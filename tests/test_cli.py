@@ -127,3 +127,30 @@ def test_each_command_is_registered_by_its_own_function():
     assert {"taxonomy", "papers"} <= set(commands)
     assert callable(cli._add_taxonomy_parser) and callable(cli._add_papers_parser)
     assert commands["papers"].get_default("func") is cli._run_papers
+
+
+def test_dart_run_help_lists_every_config_field(capsys):
+    import dataclasses
+
+    from llmsafety.dart import DARTConfig
+
+    assert main(["dart", "run", "--help"]) == 0
+    out = capsys.readouterr().out
+    missing = [f.name for f in dataclasses.fields(DARTConfig) if f"--{f.name.replace('_', '-')}" not in out]
+    assert not missing
+
+
+def test_config_options_parse_by_field_type_and_only_given_ones_override():
+    import argparse
+
+    from llmsafety.dart.config import add_config_arguments, config_overrides
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, exclude=("seed",))
+    args = parser.parse_args(["--red-steps", "3", "--eval-each-iteration", "false", "--red_top_p", "0.9",
+                              "--hh-source", "hub"])
+    assert config_overrides(args, exclude=("seed",)) == {"red_steps": 3, "eval_each_iteration": False,
+                                                          "red_top_p": 0.9, "hh_source": "hub"}
+    for bad in (["--variant", "nope"], ["--red-steps", "two"], ["--eval-each-iteration", "maybe"], ["--seed", "1"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)

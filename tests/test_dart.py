@@ -10,13 +10,13 @@ import pytest
 
 from llmsafety.dart import (
     DARTConfig,
-    RedRewards,
+    RolloutScorer,
     bootstrap_ci,
     degeneracy_penalty,
     extract_attack,
     phase_names,
+    reward_functions,
     select_for_safety_tuning,
-    total_reward,
     uncertainty_scores,
 )
 from llmsafety.dart.target import REFUSE_AND_HELP, safe_replies
@@ -136,27 +136,65 @@ class _Result:
         self.scores, self.reasons = scores, [None] * len(scores)
 
 
-def test_red_rewards_combine_harm_novelty_and_record_rollouts():
-    archive = np.array([[1.0, 0.0]])
+def _scorer(calls: list | None = None) -> RolloutScorer:
     embeddings = {"attack one is here now": [1.0, 0.0], "attack two is very different": [0.0, 1.0]}
-    rewards = RedRewards(
-        reply_fn=lambda attacks: [f"reply to {a}" for a in attacks],
+
+    def reply(attacks):
+        if calls is not None:
+            calls.append(list(attacks))
+        return [f"reply to {a}" for a in attacks]
+
+    return RolloutScorer(
+        reply_fn=reply,
         judge=lambda prompts, replies: _Result([0.8 if "one" in p else 0.2 for p in prompts]),
         embed_fn=lambda texts: np.array([embeddings.get(t, [0.6, 0.8]) for t in texts]),
-        archive_embeddings=archive,
+        archive_embeddings=np.array([[1.0, 0.0]]),
     )
-    completions = ["attack one is here now", "attack two is very different", ""]
-    harm = rewards.harm_reward(None, completions, category=["a", "b", "c"])
-    novelty = rewards.novelty_reward(None, completions)
-    degeneracy = rewards.degeneracy_reward(None, completions)
-    assert harm == [0.8, 0.2, 0.0]                      # empty attack: lowest harm, reason recorded
-    assert novelty == pytest.approx([0.0, 1.0, 0.0])    # same as archive: 0; orthogonal: 1
-    assert degeneracy == [0.0, 0.0, -1.0]
-    assert [r["category"] for r in rewards.log.records] == ["a", "b", "c"]
-    assert rewards.log.records[2]["harm_reason"] == "empty attack"
-    assert rewards.log.records[0]["reply"] == "reply to attack one is here now"
-    total = total_reward(harm, novelty, -np.array(degeneracy), diversity_weight=0.5, length_penalty_weight=1.0)
+
+
+COMPLETIONS = ["attack one is here now", "attack two is very different", ""]
+
+
+def test_reward_terms_score_harm_novelty_degeneracy_and_record_rollouts():
+    scorer = _scorer()
+    (harm, novelty, degeneracy), weights = reward_functions(scorer, DARTConfig(diversity_weight=0.5,
+                                                                               length_penalty_weight=1.0))
+    assert [f.__name__ for f in (harm, novelty, degeneracy)] == ["harm_reward", "novelty_reward", "degeneracy_reward"]
+    h = harm(None, COMPLETIONS, category=["a", "b", "c"])
+    n = novelty(None, COMPLETIONS, category=["a", "b", "c"])
+    d = degeneracy(None, COMPLETIONS, category=["a", "b", "c"])
+    assert h == [0.8, 0.2, 0.0]                          # empty attack: lowest harm, reason recorded
+    assert n == pytest.approx([0.0, 1.0, 0.0])           # same as archive: 0; orthogonal: 1
+    assert d == [0.0, 0.0, -1.0]
+    assert [r.category for r in scorer.records] == ["a", "b", "c"]
+    assert scorer.records[2].harm_reason == "empty attack"
+    assert scorer.records[0].reply == "reply to attack one is here now"
+    total = np.array(weights) @ np.array([h, n, d])      # what GRPO sums before group scaling
     assert total.tolist() == pytest.approx([0.8, 0.7, -1.0])
+
+
+def test_reward_terms_do_not_depend_on_call_order():
+    """Any term may come first: the Target replies once per batch, and each term gets its own numbers."""
+    in_order, calls = _scorer(), []
+    reversed_order = _scorer(calls)
+    funcs, _ = reward_functions(in_order, DARTConfig())
+    expected = {f.__name__: f(None, COMPLETIONS) for f in funcs}
+    funcs, _ = reward_functions(reversed_order, DARTConfig())
+    got = {f.__name__: f(None, COMPLETIONS) for f in reversed(funcs)}
+    assert got == expected
+    assert calls == [["attack one is here now", "attack two is very different"]]  # one Target call, not three
+    assert len(reversed_order.records) == 3
+
+
+def test_reward_weights_are_bound_to_their_terms_by_name():
+    from llmsafety.dart.rewards import REWARD_WEIGHTS
+
+    config = DARTConfig(diversity_weight=0.3, length_penalty_weight=0.7)
+    funcs, weights = reward_functions(_scorer(), config)
+    by_name = dict(zip([f.__name__ for f in funcs], weights))
+    assert by_name == {"harm_reward": 1.0, "novelty_reward": 0.3, "degeneracy_reward": 0.7}
+    # every named weight is a real config field (a renamed field would silently weigh 0 otherwise)
+    assert all(isinstance(w, float) or w in DARTConfig.__dataclass_fields__ for w in REWARD_WEIGHTS.values())
 
 
 def test_safe_replies_keep_safe_self_replies_else_fallback():
@@ -245,19 +283,123 @@ def test_interrupted_phase_is_redone_not_half_kept(tmp_path):
     config = DARTConfig(**{**TINY, "iterations": 1})
     run_dart(config, tmp_path, progress=False, max_phases=1)  # eval_0 done
 
-    original = loop._Run.red_phase
+    original = loop.PHASES["red"]
 
-    def dies_midway(self, t):
-        (self.out / f"iter_{t}").mkdir(parents=True, exist_ok=True)
-        (self.out / f"iter_{t}" / "attacks.jsonl").write_text('{"half": ')  # a torn write
+    def dies_midway(ctx, t):
+        (ctx.out / f"iter_{t}").mkdir(parents=True, exist_ok=True)
+        (ctx.out / f"iter_{t}" / "attacks.jsonl").write_text('{"half": ')  # a torn write
         raise KeyboardInterrupt
 
-    loop._Run.red_phase = dies_midway
+    loop.PHASES["red"] = dies_midway
     try:
         with pytest.raises(KeyboardInterrupt):
             run_dart(config, tmp_path, progress=False)
     finally:
-        loop._Run.red_phase = original
+        loop.PHASES["red"] = original
     assert json.loads((tmp_path / "state.json").read_text())["completed"] == ["eval_0"]
     result = run_dart(config, tmp_path, progress=False)
     assert result.finished and len(result.iterations[1]["attacks"]) == 4
+
+
+# ------------------------------------------------------------------------------ the Red side's options
+
+def _hand_scorer(**options) -> RolloutScorer:
+    """Attacks, goals and replies embedded by hand: x = on topic "a", y = on topic "b"."""
+    vectors = {"steal a car quietly please now": [1.0, 0.0], "bake a lemon cake with me now": [0.0, 1.0],
+               "goal: car theft": [1.0, 0.0], "(empty)": [0.6, 0.8]}
+
+    def embed(texts):
+        return np.array([vectors.get(t, [1.0, 0.0] if t.startswith("reply to steal") else [0.0, 1.0])
+                         for t in texts], dtype=np.float32)
+
+    return RolloutScorer(reply_fn=lambda attacks: [f"reply to {a}" for a in attacks],
+                         judge=lambda prompts, replies: _Result([0.9 for _ in prompts]), embed_fn=embed,
+                         archive_embeddings=np.zeros((0, 2), dtype=np.float32), **options)
+
+
+ON_AND_OFF_GOAL = ["steal a car quietly please now", "bake a lemon cake with me now"]
+
+
+def test_goal_conditioned_harm_pays_nothing_for_an_off_goal_attack():
+    from llmsafety.dart.rewards import harm_reward, on_goal_factor
+
+    goals = ["goal: car theft", "goal: car theft"]
+    scorer = _hand_scorer(goal_weight=1.0, goal_min_relevance=0.3)
+    assert harm_reward(None, ON_AND_OFF_GOAL, scorer=scorer, goal=goals) == pytest.approx([0.9, 0.0])
+    assert [r.harm for r in scorer.records] == [0.9, 0.9]  # the judge's harm is kept as it was
+    half = _hand_scorer(goal_weight=0.5, goal_min_relevance=0.3)
+    assert harm_reward(None, ON_AND_OFF_GOAL, scorer=half, goal=goals) == pytest.approx([0.9, 0.45])
+    off = _hand_scorer()  # goal_weight 0: harm alone, as before the option existed
+    assert harm_reward(None, ON_AND_OFF_GOAL, scorer=off, goal=goals) == pytest.approx([0.9, 0.9])
+    assert on_goal_factor(np.array([-0.5, 0.0, 0.15, 0.3, 0.9]), 1.0, 0.3).tolist() == pytest.approx(
+        [0.0, 0.0, 0.5, 1.0, 1.0])
+
+
+def test_gated_and_multiplicative_novelty_pay_only_with_harm():
+    from llmsafety.dart.rewards import novelty_reward
+
+    scorer = _hand_scorer(novelty_mode="gated", harm_threshold=0.5)
+    scorer.judge = lambda prompts, replies: _Result([0.9, 0.2])
+    assert novelty_reward(None, ON_AND_OFF_GOAL, scorer=scorer) == pytest.approx([1.0, 0.0])
+    scorer = _hand_scorer(novelty_mode="multiplicative")
+    scorer.judge = lambda prompts, replies: _Result([0.9, 0.2])
+    assert novelty_reward(None, ON_AND_OFF_GOAL, scorer=scorer) == pytest.approx([0.9, 0.2])
+
+
+def test_the_per_step_archive_makes_a_repeated_attack_stop_paying():
+    from llmsafety.dart.rewards import novelty_reward
+
+    step = type("State", (), {"global_step": 0})
+    fixed, growing = _hand_scorer(), _hand_scorer(archive_grows=True)
+    for scorer in (fixed, growing):
+        novelty_reward(None, ON_AND_OFF_GOAL[:1], scorer=scorer, trainer_state=step)
+    step.global_step = 1
+    assert novelty_reward(None, ON_AND_OFF_GOAL[:1], scorer=fixed, trainer_state=step) == pytest.approx([1.0])
+    assert novelty_reward(None, ON_AND_OFF_GOAL[:1], scorer=growing, trainer_state=step) == pytest.approx([0.0])
+    picky = _hand_scorer(archive_grows=True, archive_successful_only=True, harm_threshold=0.95)  # 0.9 fails
+    novelty_reward(None, ON_AND_OFF_GOAL[:1], scorer=picky, trainer_state=step)
+    assert len(picky.archive_embeddings) == 0  # a failed attack is not what novelty pushes away from
+
+
+def test_kl_reference_is_the_initial_model_not_the_loaded_adapter():
+    """What TRL does with a loaded adapter (copy it as "ref"), then our fix, on a tiny random model."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from trl.trainer.utils import use_adapter
+
+    from llmsafety.dart.red import use_initial_reference
+
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                        num_attention_heads=2, num_key_value_heads=2))
+    tokens = torch.tensor([[1, 5, 7, 9]])
+    with torch.no_grad():
+        initial = base(tokens).logits.clone()
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    model = get_peft_model(base, lora)  # stands in for iteration t-1's trained adapter
+    model.add_adapter("ref", lora)  # TRL's GRPOTrainer: a copy of the loaded adapter as reference
+    for name, param in model.named_parameters():
+        if ".default." in name:
+            model.get_parameter(name.replace(".default.", ".ref.")).data.copy_(param.data)
+    model.set_adapter("default")
+
+    def reference_logits():
+        with torch.no_grad(), use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None):
+            return model(tokens).logits
+
+    assert not torch.allclose(reference_logits(), initial, atol=1e-4)  # TRL's reference: the old adapter
+    use_initial_reference(model)
+    assert torch.allclose(reference_logits(), initial, atol=1e-6)
+    with torch.no_grad():
+        assert not torch.allclose(model(tokens).logits, initial, atol=1e-4)  # the policy keeps its adapter
+
+
+def test_runs_saved_before_a_field_existed_load_with_what_they_ran():
+    from llmsafety.dart.config import LEGACY_DEFAULTS
+
+    old = DARTConfig().to_dict()
+    for name in LEGACY_DEFAULTS:
+        del old[name]
+    assert DARTConfig.from_dict(old, saved_run=True).red_kl_reference == "previous"
+    assert DARTConfig.from_dict(old).red_kl_reference == "initial"  # a hand-written config gets today's default

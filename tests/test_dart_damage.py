@@ -2,7 +2,7 @@
 and --resume redoes exactly that phase and those after it.
 
 Most tests run the real ``run_dart`` (state.json, manifests, resume, load_result, the CLI) with a
-fake ``_Run`` whose phases write small synthetic files of every kind a run writes, in milliseconds.
+fake run context whose phases write small synthetic files of every kind a run writes, in milliseconds.
 One slow test kills a real tiny run with SIGTERM in the middle of a phase and resumes it.
 """
 
@@ -32,7 +32,7 @@ PHASES = phase_names(CONFIG)
 # ------------------------------------------------------------------------------ a fake run
 
 class FakeRun:
-    """Stands in for loop._Run: each phase writes what the real one does, small and deterministic,
+    """Stands in for iteration.RunContext and its phases: each phase writes what the real one does, small and deterministic,
     and reads what the real one reads, so a redo from damaged inputs would show in the numbers."""
 
     calls: list[str] = []
@@ -87,9 +87,15 @@ class FakeRun:
         loop._write_json(it / "target_log.json", {"n_attacks": len(attacks), "n_selected": len(chosen)})
 
 
+def use_fake_run(monkeypatch) -> None:
+    monkeypatch.setattr(loop, "RunContext", FakeRun)
+    for kind in ("eval", "red", "target"):
+        monkeypatch.setitem(loop.PHASES, kind, lambda ctx, t, kind=kind: getattr(ctx, f"{kind}_phase")(t))
+
+
 @pytest.fixture
 def fake(monkeypatch):
-    monkeypatch.setattr(loop, "_Run", FakeRun)
+    use_fake_run(monkeypatch)
     FakeRun.calls, FakeRun.interrupt = [], {}
     return FakeRun
 
@@ -415,7 +421,7 @@ def test_a_full_disk_leaves_no_half_file_counted(fake, tmp_path, monkeypatch, na
     assert main(["dart", "run", "--config", str(tmp_path / "config.json"), "--out", str(run_dir), "--resume"]) == 2
     assert f"{name}'" in capsys.readouterr().err
     monkeypatch.undo()
-    monkeypatch.setattr(loop, "_Run", FakeRun)
+    use_fake_run(monkeypatch)
     FakeRun.calls.clear()
     run_dart(CONFIG, run_dir, progress=False)
     assert FakeRun.calls == PHASES[1:] and numbers(run_dir) == before

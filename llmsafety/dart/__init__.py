@@ -34,18 +34,27 @@ Our choices (each one a field of :class:`DARTConfig`, see its comments):
   eval split, violation = harm >= tau, bootstrap 95% CI; over-refusal on benign prompts.
 
 Variants (``DARTConfig.variant``): ``dart``, ``mart`` (no diversity term, failure selection),
-``no_diversity``, ``random_selection``.
+``no_diversity``, ``random_selection``, and the controls ``refusal_sft`` and ``system_prompt``.
+
+Where things are: :mod:`~llmsafety.dart.iteration` is one iteration top to bottom (red, target,
+eval phases as plain functions); :mod:`~llmsafety.dart.loop` orders, resumes and checks phases;
+:mod:`~llmsafety.dart.record` is the attack record they share; :mod:`~llmsafety.dart.rewards` the
+reward terms; :mod:`~llmsafety.dart.red`, :mod:`~llmsafety.dart.target`,
+:mod:`~llmsafety.dart.selection`, :mod:`~llmsafety.dart.evaluate` the building blocks.
 """
 
 from llmsafety.dart.config import PRESETS, VARIANTS, DARTConfig
+from llmsafety.dart.eval_sets import build_eval_sets
 from llmsafety.dart.evaluate import bootstrap_ci, evaluate_target
-from llmsafety.dart.loop import DARTResult, build_eval_sets, build_judge, load_result, phase_names, run_dart
-from llmsafety.dart.rewards import RedRewards, degeneracy_penalty, extract_attack, total_reward
+from llmsafety.dart.iteration import build_judge
+from llmsafety.dart.loop import DARTResult, load_result, phase_names, run_dart
+from llmsafety.dart.record import AttackRecord
+from llmsafety.dart.rewards import RolloutScorer, degeneracy_penalty, extract_attack, reward_functions
 from llmsafety.dart.selection import select_for_safety_tuning, uncertainty_scores
 
 __all__ = [
     "DARTConfig", "PRESETS", "VARIANTS", "DARTResult", "run_dart", "load_result", "phase_names",
-    "evaluate_target", "bootstrap_ci", "build_eval_sets", "build_judge", "RedRewards",
-    "extract_attack", "degeneracy_penalty", "total_reward", "select_for_safety_tuning",
+    "evaluate_target", "bootstrap_ci", "build_eval_sets", "build_judge", "AttackRecord", "RolloutScorer",
+    "reward_functions", "extract_attack", "degeneracy_penalty", "select_for_safety_tuning",
     "uncertainty_scores",
 ]

@@ -2,7 +2,7 @@
 
 Each red instruction asks for one new attack prompt in one taxonomy category and shows a few seed
 attacks of that category (few-shot), so each attack keeps its category. The reward callables come
-from :mod:`llmsafety.dart.rewards`.
+from :mod:`llmsafety.dart.rewards`, with their weights bound by name.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def build_red_dataset(seed_attacks: pd.DataFrame, n_prompts: int, examples_per_p
         pool = by_category[cat]
         shots = rng.sample(pool, min(examples_per_prompt, len(pool)))
         name = (category_names or {}).get(cat, cat.split("/")[-1].replace("-", " "))
-        rows.append({"prompt": red_instruction(name, shots), "category": cat})
+        # the goal the attack is judged against when goal-conditioned harm is on (DARTConfig.goal_weight)
+        rows.append({"prompt": red_instruction(name, shots), "category": cat, "goal": f"{name}: " + " ".join(shots)})
     return Dataset.from_list(rows)
 
 
@@ -64,7 +65,7 @@ def attach_lora(model, r: int, adapter_dir: str | Path | None = None, *, trainab
     return get_peft_model(model, config)
 
 
-def small_run_args(model, output_dir: str | Path, seed: int) -> dict[str, Any]:
+def small_run_args(model, output_dir: str | Path, seed: int, gradient_checkpointing: bool = False) -> dict[str, Any]:
     """Trainer arguments shared by the red (GRPO) and target (SFT) phases.
 
     TRL's defaults suit long GPU runs (activation checkpointing, bf16, logging every 10 steps,
@@ -74,7 +75,7 @@ def small_run_args(model, output_dir: str | Path, seed: int) -> dict[str, Any]:
     return dict(
         output_dir=str(output_dir),
         gradient_accumulation_steps=1,
-        gradient_checkpointing=False,
+        gradient_checkpointing=gradient_checkpointing,
         bf16=str(model.dtype) == "torch.bfloat16",
         logging_steps=1,
         save_strategy="no",
@@ -85,6 +86,18 @@ def small_run_args(model, output_dir: str | Path, seed: int) -> dict[str, Any]:
         use_cpu=model.device.type == "cpu",
         dataloader_num_workers=0,
     )
+
+
+def use_initial_reference(model) -> None:
+    """Make GRPO's KL reference the adapter-free model, not a copy of the adapter training starts from.
+
+    Given a PEFT model with a loaded adapter, TRL 1.16 copies that adapter as ``ref`` and measures
+    the KL against it, so from iteration 2 on the reference is the previous iteration's Red model.
+    Without a ``ref`` adapter TRL disables all adapters for the reference pass: the initial model.
+    """
+    if "ref" in getattr(model, "peft_config", {}):
+        model.delete_adapter("ref")
+        model.set_adapter("default")
 
 
 def _quiet(trainer) -> None:
@@ -115,7 +128,7 @@ def _timed_trainer_class():
 def run_red_phase(
     *,
     red,  # ChatModel whose .model is a PeftModel
-    rewards,  # RedRewards
+    scorer,  # RolloutScorer: the reward terms read it
     dataset,
     config,  # effective DARTConfig
     output_dir: str | Path,
@@ -125,6 +138,9 @@ def run_red_phase(
     """Train the red adapter for ``config.red_steps`` GRPO steps; return per-step logs and timings."""
     from trl import GRPOConfig
 
+    from llmsafety.dart.rewards import reward_functions
+
+    reward_funcs, reward_weights = reward_functions(scorer, config)
     per_step = config.red_prompts_per_step * config.red_generations
     args = GRPOConfig(
         max_steps=config.red_steps,
@@ -134,21 +150,26 @@ def run_red_phase(
         temperature=config.red_temperature,
         top_p=config.red_top_p,
         learning_rate=config.red_learning_rate,
+        lr_scheduler_type=config.red_lr_scheduler,
+        max_grad_norm=config.red_max_grad_norm,
         beta=config.red_kl_beta,
-        reward_weights=[1.0, config.diversity_weight, config.length_penalty_weight],
-        scale_rewards="group",
+        loss_type=config.red_loss_type,
+        reward_weights=reward_weights,
+        scale_rewards=config.red_scale_rewards,
         log_completions=False,
-        **small_run_args(red, output_dir, seed),
+        **small_run_args(red, output_dir, seed, config.gradient_checkpointing),
     )
     trainer = _timed_trainer_class()(
         model=red.model,
-        reward_funcs=rewards.reward_funcs(),
+        reward_funcs=reward_funcs,
         args=args,
         train_dataset=dataset,
         processing_class=red.tokenizer,
         callbacks=callbacks,
     )
     _quiet(trainer)
+    if config.red_kl_reference == "initial":
+        use_initial_reference(trainer.model)
     t0 = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t0

@@ -77,11 +77,11 @@ def run_target_sft(
         num_train_epochs=config.target_epochs,
         per_device_train_batch_size=config.target_sft_batch_size,
         learning_rate=config.target_learning_rate,
-        lr_scheduler_type="constant",
+        lr_scheduler_type=config.target_lr_scheduler,
         max_length=config.target_sft_max_length,
         packing=False,
         completion_only_loss=True,
-        **small_run_args(target, output_dir, seed),
+        **small_run_args(target, output_dir, seed, config.gradient_checkpointing),
     )
     trainer = SFTTrainer(
         model=target.model,
