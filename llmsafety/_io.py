@@ -129,3 +129,21 @@ def stable_hash(text: str, salt: str = "") -> int:
 def stable_fraction(text: str, salt: str = "") -> float:
     """A number in [0, 1) from the top 32 bits of :func:`stable_hash`: ``< 0.6`` puts 60% on one side."""
     return (stable_hash(text, salt) >> 224) / 2**32
+
+
+def is_missing(value: Any) -> bool:
+    """True for a cell with no value: None, NaN (any float type), pandas' NA and NaT.
+
+    A string, list, tuple, dict or array is a value, even when empty: the one rule every module
+    uses for "missing" (labels, paper fields, taxonomy ids, scores).
+    """
+    if value is None:
+        return True
+    if isinstance(value, (str, bytes, list, tuple, dict, set)) or hasattr(value, "shape") and getattr(value, "ndim", 0):
+        return False
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False

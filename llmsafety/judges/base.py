@@ -7,7 +7,6 @@ does the checking, the unscoreable items and the per-batch error handling for it
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from llmsafety._io import is_missing as _is_missing
 
 
 class JudgeWarning(UserWarning):
@@ -86,8 +87,6 @@ def _as_text_list(values: Any, name: str) -> list:
         raise TypeError(f"{name} must be a list of strings, got {type(values).__name__}") from exc
 
 
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 class Judge:

@@ -7,6 +7,8 @@ import unicodedata
 
 import pandas as pd
 
+from llmsafety._io import is_missing as _missing
+
 # --------------------------------------------------------------------------------------------
 # BibTeX
 # --------------------------------------------------------------------------------------------
@@ -85,8 +87,6 @@ def _bibtex_record(group: pd.DataFrame) -> dict:
     return record
 
 
-def _missing(value) -> bool:
-    return value is None or (not isinstance(value, (list, tuple)) and pd.isna(value))
 
 
 def _is_shouting(title) -> bool:

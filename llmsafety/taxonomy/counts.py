@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from llmsafety._io import is_missing as _is_missing
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -47,12 +49,3 @@ def _ids_and_keys(papers: Any, distinct: bool) -> tuple[list[str | None], list[A
     return ids, list(range(len(ids)))
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        import pandas as pd
-
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
