@@ -61,4 +61,4 @@ def test_every_lesson_has_a_valid_students_copy(path):
             exercise_cells += 1
             compile(blanked["source"], f"{path.name} exercise", "exec")
             assert "NotImplementedError" in blanked["source"]
-    assert exercise_cells == sum(student.BEGIN in "".join(c["source"]) for c in notebook["cells"])
+    assert exercise_cells >= 3, f"{path.name} has {exercise_cells} exercises; a lesson has at least 3"
