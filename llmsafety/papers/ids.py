@@ -64,15 +64,9 @@ def _assign_paper_ids(rows: list[dict], problems: list[dict]) -> None:
                 union(same, i)
             else:
                 first = members[0]
-                problems.append(
-                    {
-                        "line": rows[i]["line"],
-                        "title": rows[i]["title"] or "?",
-                        "problem": f"its arXiv link {arxiv_id} is also the link of "
-                        f"'{_shorten(rows[first]['title'] or '?', 50)}' (line "
-                        f"{rows[first]['line']}); one link is probably wrong, kept as two papers",
-                    }
-                )
+                problems.append(_problem(rows[i], f"its arXiv link {arxiv_id} is also the link of "
+                                         f"'{_shorten(rows[first]['title'] or '?', 50)}' (line "
+                                         f"{rows[first]['line']}); one link is probably wrong, kept as two papers"))
     for members in by_title.values():
         ids = {rows[i]["arxiv_id"] for i in members if rows[i]["arxiv_id"]}
         if len(ids) <= 1:
@@ -84,15 +78,9 @@ def _assign_paper_ids(rows: list[dict], problems: list[dict]) -> None:
             union(j, i)
             if j == i:
                 first = members[0]
-                problems.append(
-                    {
-                        "line": rows[i]["line"],
-                        "title": rows[i]["title"] or "?",
-                        "problem": f"same title as line {rows[first]['line']} but arXiv "
-                        f"{rows[i]['arxiv_id'] or 'none'} instead of "
-                        f"{rows[first]['arxiv_id'] or 'none'}; kept as two papers",
-                    }
-                )
+                problems.append(_problem(rows[i], f"same title as line {rows[first]['line']} but arXiv "
+                                         f"{rows[i]['arxiv_id'] or 'none'} instead of "
+                                         f"{rows[first]['arxiv_id'] or 'none'}; kept as two papers"))
 
     components: dict[int, list[int]] = {}
     for i in range(len(rows)):
@@ -150,3 +138,8 @@ def _assign_taxonomy_ids(rows: list[dict], problems: list[dict]) -> None:
                     }
                 )
         row["taxonomy_id"], row["top_category"] = resolved[path]
+
+
+def _problem(row: dict, problem: str) -> dict:
+    """One entry of the parse report: the row's line and title, and what is wrong with it."""
+    return {"line": row["line"], "title": row["title"] or "?", "problem": problem}
