@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from llmsafety._cache import cache_dir
 from llmsafety._device import pick_device, pick_dtype
+from llmsafety.decoding import decode
 
 DEFAULT_CHAT_MODEL = "smollm2-135m-instruct"
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
@@ -330,8 +331,8 @@ def generate(
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first: OOM shows early
     per_batch = max(1, batch_size // num_return_sequences)
     outputs: list[list[str]] = [[] for _ in prompts]
-    sampling = temperature > 0
     net = model.model
+    eos_ids = _eos_token_ids(net, tok)
     was_training = net.training
     net.eval()
     desc = progress if isinstance(progress, str) else "generating"
@@ -342,17 +343,12 @@ def generate(
             batch = tok.pad({"input_ids": [ids[i] for i in idx]}, padding=True, return_tensors="pt")
             batch = {k: v.to(model.device) for k, v in batch.items()}
             torch.manual_seed(seed * 100_003 + b)  # a seed per batch: reproducible, not repeated
-            out = net.generate(
-                **batch,
-                max_new_tokens=max_new_tokens,
-                do_sample=sampling,
-                temperature=temperature if sampling else None,
-                top_p=top_p if sampling else None,
-                top_k=None,
-                num_return_sequences=num_return_sequences,
-                pad_token_id=tok.pad_token_id,
+            if num_return_sequences > 1:
+                batch = {k: v.repeat_interleave(num_return_sequences, dim=0) for k, v in batch.items()}
+            new_tokens = decode(
+                net, batch["input_ids"], batch["attention_mask"], max_new_tokens=max_new_tokens,
+                temperature=temperature, top_p=top_p, eos_token_ids=eos_ids, pad_token_id=tok.pad_token_id,
             )
-            new_tokens = out[:, batch["input_ids"].shape[1] :]
             texts = tok.batch_decode(new_tokens, skip_special_tokens=True)
             for j, i in enumerate(idx):
                 chunk = texts[j * num_return_sequences : (j + 1) * num_return_sequences]
@@ -364,3 +360,15 @@ def generate(
     if num_return_sequences == 1:
         return [o[0] for o in outputs]
     return outputs
+
+
+def _eos_token_ids(net, tokenizer) -> list[int]:
+    """The ids that end a reply: the generation config's EOS id(s) and the tokenizer's."""
+    configured = getattr(getattr(net, "generation_config", None), "eos_token_id", None)
+    ids = configured if isinstance(configured, (list, tuple)) else [configured]
+    ids = [i for i in ids if i is not None]
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    if not ids:
+        raise ValueError(f"{type(net).__name__} has no EOS token id: set model.generation_config.eos_token_id")
+    return ids
