@@ -118,7 +118,7 @@ def decode(
             break
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones(attention_mask.shape[0], 1)], dim=-1)
         position_ids = position_ids[:, -1:] + 1
-        cache = out.get("cache", out.get("past_key_values"))
+        cache = out["cache"] if "cache" in out else out["past_key_values"]  # newer / older transformers
         out = net(input_ids=token.unsqueeze(-1), attention_mask=attention_mask, position_ids=position_ids,
                   use_cache=True, logits_to_keep=1, **{cache_name: cache})
     return torch.stack(new_tokens, dim=-1)

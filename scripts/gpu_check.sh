@@ -135,9 +135,30 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-# --- generation speed: every reply is exactly NEW tokens long (min_new_tokens), after a warm-up
+# --- the FLOP bound, as benchmarks/generation.py computes it: matmul rate / (2 x parameters)
+def matmul_rate(n: int = 4096, repeats: int = 20) -> float:
+    a = torch.randn(n, n, dtype=chat.dtype, device=chat.device)
+    b = torch.randn(n, n, dtype=chat.dtype, device=chat.device)
+    for _ in range(3):
+        a @ b
+    sync()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    sync()
+    return 2 * n**3 * repeats / (time.perf_counter() - t)
+
+
+n_params = sum(p.numel() for p in chat.model.parameters())
+rate = matmul_rate() if GPU else matmul_rate(n=256, repeats=2)
+summary["matmul_tflop_per_s"] = round(rate / 1e12, 1)
+summary["flop_bound_tok_per_s"] = round(rate / (2 * n_params))
+print(f"matmul {rate / 1e12:.1f} TFLOP/s ({chat.dtype}): FLOP bound {summary['flop_bound_tok_per_s']} tok/s")
+
+# --- generation speed: every reply is exactly NEW tokens long, after a warm-up
 NEW, BATCHES = (48, (1, 64)) if GPU else (8, (1, 4))
-chat.model.generation_config.min_new_tokens = NEW
+# A batch decodes until every row has ended; random weights pick EOS with odds of ~1/49k a step,
+# so a batch runs its NEW steps (tokens/s below counts bs x NEW).
 prompts = [f"Tell me something about the sea, fact number {i}." for i in range(max(BATCHES))]
 for bs in BATCHES:
     generate(chat, prompts[:bs], max_new_tokens=8, batch_size=bs, progress=False)  # warm-up
