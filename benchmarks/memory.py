@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -65,7 +66,8 @@ def main() -> None:
     from llmsafety.dart import DARTConfig, run_dart
 
     gib = 2**30
-    say = (lambda *a, **k: None) if args.json else print
+    # With --json, progress goes to stderr, so a run stopped half-way still shows what it measured.
+    say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
     start_rss = rss_bytes()
     sampler = PeakSampler()
     config = DARTConfig.preset("tiny", **(QUICK_SIZES if args.quick else {}))
