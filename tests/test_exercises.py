@@ -14,6 +14,7 @@ import pytest
 
 from llmsafety.exercises import (
     EXERCISES,
+    LESSONS,
     Exercise,
     check,
     default_compare,
@@ -24,6 +25,7 @@ from llmsafety.exercises import (
     lesson03,
     lesson04,
     lesson05,
+    lesson08,
     markers,
 )
 
@@ -48,9 +50,11 @@ def test_reference_passes_its_own_check(name, capsys):
 
 
 def test_registry_covers_every_lesson():
-    for lesson in range(1, 6):
+    assert LESSONS == (1, 2, 3, 4, 5, 8)
+    for lesson in LESSONS:
         assert len(for_lesson(lesson)) >= 3, f"lesson {lesson} has fewer than 3 exercises"
-    assert sum(len(for_lesson(k)) for k in range(1, 6)) == len(EXERCISES)
+    assert sum(len(for_lesson(k)) for k in LESSONS) == len(EXERCISES)
+    assert [e.name for e in for_lesson(8)] == [e.name for e in lesson08.EXERCISES]
     for name, exercise in EXERCISES.items():
         assert exercise.name == name
         assert exercise.cases and exercise.random_case is not None
@@ -104,9 +108,15 @@ def _evaluate_by_category(judged: pd.DataFrame, tau: float) -> dict[str, float]:
 def library() -> dict:
     """For each exercise the library answers, the library's answer (imported here: the dart
     modules import torch, which takes seconds)."""
+    import torch
+
+    from llmsafety import refusal_direction as rd
     from llmsafety.dart import evaluate, rewards, selection, stats
     from llmsafety.diversity import distinct_n, global_novelty
     from llmsafety.papers import counts_by_category, filter_papers
+
+    def one_layer(x: np.ndarray) -> torch.Tensor:  # [n, d] -> [n, 1, d]: one layer of activations
+        return torch.from_numpy(np.asarray(x, dtype=float))[:, None, :]
 
     tax = lesson01.TAX
     return {
@@ -127,6 +137,12 @@ def library() -> dict:
         # The library's estimate is mean(a) - mean(b): the same as the per-prompt one when no
         # outcome is missing, so the NaNs are filled in first (see the test below).
         "paired_difference": lambda a, b: stats.paired_difference(a, b, n_boot=10)[0],
+        "mean_difference_direction": lambda h, b: rd.unit(rd.mean_difference_directions(one_layer(h), one_layer(b)))[0]
+        .numpy(),
+        "project_out": lambda v, d: rd.project_out(torch.from_numpy(v), torch.from_numpy(d)).numpy(),
+        # one seed: the library's paired bootstrap draws the prompts first, as the exercise does
+        "refusal_rate_change_ci": lambda a, b, n_boot, seed, level: stats.paired_difference(
+            a, b, n_boot=n_boot, seed=seed, level=level),
     }
 
 
@@ -134,7 +150,7 @@ WITH_LIBRARY = [
     "count_leaves", "path_names", "subtree_height", "in_category_since", "papers_per_area",
     "distinct_n", "violation_rate_by_category", "global_novelty", "degeneracy_penalty",
     "group_advantages", "uncertainty_scores", "bootstrap_ci", "risk_removed", "cohen_kappa",
-    "paired_difference",
+    "paired_difference", "mean_difference_direction", "project_out", "refusal_rate_change_ci",
 ]
 
 
@@ -142,7 +158,7 @@ def test_library_table_is_complete(library):
     assert sorted(library) == sorted(WITH_LIBRARY)
     # The rest have no one library function to agree with (nodes_mentioning: see below).
     assert sorted(set(EXERCISES) - set(WITH_LIBRARY)) == [
-        "first_sentence_refusal", "nodes_mentioning", "papers_per_year"]
+        "first_sentence_refusal", "mean_difference_probe_accuracy", "nodes_mentioning", "papers_per_year"]
 
 
 @pytest.mark.parametrize("name", WITH_LIBRARY)
@@ -285,6 +301,60 @@ def test_a_function_that_changes_its_input_does_not_change_the_cases(capsys):
     assert get("distinct_n").cases[1][0] == ["tell me now", "now tell me"]
 
 
+def test_the_probe_agrees_with_projecting_on_the_librarys_direction():
+    import torch
+
+    from llmsafety import refusal_direction as rd
+
+    exercise = get("mean_difference_probe_accuracy")
+    for train_x, train_y, test_x, test_y in exercise.all_cases(n_random=N_RANDOM, seed=1)[:-1]:
+        train_t = torch.from_numpy(train_x)[:, None, :]
+        direction = rd.mean_difference_directions(train_t[train_y == 1], train_t[train_y == 0])
+        on_train = rd.direction_projections(train_t, direction)[:, 0].numpy()
+        threshold = (on_train[train_y == 1].mean() + on_train[train_y == 0].mean()) / 2
+        on_test = rd.direction_projections(torch.from_numpy(test_x)[:, None, :], direction)[:, 0].numpy()
+        assert exercise.reference(train_x, train_y, test_x, test_y) == pytest.approx(
+            float(np.mean((on_test > threshold) == (test_y == 1))))
+
+
+def test_direction_not_normalised_or_pointing_the_wrong_way(capsys):
+    out = _fails(lambda h, b: np.mean(h, axis=0) - np.mean(b, axis=0), "mean_difference_direction", capsys)
+    assert "case 1" in out and "expected [1.0, 0.0], got [4.0, 0.0]" in out
+    out = _fails(lambda h, b: lesson08.mean_difference_direction(b, h), "mean_difference_direction", capsys)
+    assert "expected [1.0, 0.0], got [-1.0, 0.0] (1 of 2 entries differ; first at index 0: expected 1.0, got -1.0)" in out
+
+
+def test_projecting_on_an_unnormalised_direction(capsys):
+    def no_unit(vectors, direction):
+        vectors, direction = np.asarray(vectors, float), np.asarray(direction, float)
+        return vectors - np.outer(vectors @ direction, direction)
+
+    out = _fails(no_unit, "project_out", capsys)
+    assert "case 2" in out and "expected [[0.0, 3.0], [0.0, 5.0]], got [[-30.0, 3.0], [15.0, 5.0]]" in out
+
+
+def test_a_probe_fitted_on_the_test_set(capsys):
+    def scores_itself(train_x, train_y, test_x, test_y):
+        return lesson08.mean_difference_probe_accuracy(test_x, test_y, test_x, test_y)
+
+    out = _fails(scores_itself, "mean_difference_probe_accuracy", capsys)
+    assert "case 1" in out and "expected 0.75, got 0.5 (off by -0.25)" in out
+
+
+def test_an_unpaired_bootstrap_of_the_change(capsys):
+    def unpaired(after, before, n_boot, seed, level=0.95):
+        rng = np.random.default_rng(seed)
+        a = after[rng.integers(0, len(after), (n_boot, len(after)))].mean(axis=1)
+        b = before[rng.integers(0, len(before), (n_boot, len(before)))].mean(axis=1)
+        low, high = np.quantile(a - b, [(1 - level) / 2, 1 - (1 - level) / 2])
+        return float(after.mean() - before.mean()), float(low), float(high)
+
+    out = _fails(unpaired, "refusal_rate_change_ci", capsys)
+    # wider: the unpaired interval reaches +0.33 where the paired one stops at 0
+    assert "case 1" in out and "expected (-0.333333, -0.833333, 0.0), got (-0.333333, -0.833333, 0.333333)" in out
+    assert "(at index 2: off by 0.333333)" in out
+
+
 # --------------------------------------------------------------------------------------------
 # The small pieces: markers, registry look-up, comparison, validation
 # --------------------------------------------------------------------------------------------
@@ -303,8 +373,8 @@ def test_unknown_exercise_suggests_close_names():
 def test_exercise_validates_its_fields():
     with pytest.raises(ValueError, match="difficulty must be 1, 2 or 3"):
         Exercise("x", 1, "X", 4, 1, 5, reference=len, cases=[((),)])
-    with pytest.raises(ValueError, match="lesson must be 1 to 5"):
-        Exercise("x", 6, "X", 1, 1, 5, reference=len, cases=[((),)])
+    with pytest.raises(ValueError, match="lesson must be one of 1, 2, 3, 4, 5, 8, got 0"):
+        Exercise("x", 0, "X", 1, 1, 5, reference=len, cases=[((),)])
     with pytest.raises(ValueError, match="not tuples"):
         Exercise("x", 1, "X", 1, 1, 5, reference=len, cases=[[1]])
 

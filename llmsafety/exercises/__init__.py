@@ -1,6 +1,6 @@
-"""Exercises for the five lessons: fill in a function, call ``check``, and see at once if it is right.
+"""Exercises for the lessons: fill in a function, call ``check``, and see at once if it is right.
 
-Each lesson has a module here (``lesson01`` ... ``lesson05``) with a few :class:`Exercise` objects.
+Each lesson has a module here (``lesson01`` ... ``lesson05``, ``lesson08``) with a few :class:`Exercise` objects.
 An exercise names a small function the student writes, holds the *reference* solution (a
 short, commented function in that module) and the inputs to try it on: a few fixed cases chosen to
 catch the usual mistakes, and a generator of random small cases. ``check`` runs the student's
@@ -35,10 +35,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["EXERCISES", "Exercise", "check", "default_compare", "get", "for_lesson", "markers"]
+__all__ = ["EXERCISES", "LESSONS", "Exercise", "check", "default_compare", "get", "for_lesson", "markers"]
 
 # A case is the tuple of positional arguments one call receives.
 Case = tuple
+
+#: The lessons with exercises, by notebook number (``notebooks/08_...`` is lesson 8).
+LESSONS: tuple[int, ...] = (1, 2, 3, 4, 5, 8)
 
 # --------------------------------------------------------------------------------------------
 # Comparing an answer with the reference
@@ -260,7 +263,7 @@ class Exercise:
     name : str
         The function's name, also the registry key (``get(name)``).
     lesson : int
-        1 to 5: the lesson notebook it belongs to.
+        The number of the lesson notebook it belongs to, one of :data:`LESSONS`.
     title : str
         What the exercise asks, in a few words (printed by ``check``).
     difficulty, importance : int
@@ -302,8 +305,9 @@ class Exercise:
             value = getattr(self, field_name)
             if value not in (1, 2, 3):
                 raise ValueError(f"{self.name}: {field_name} must be 1, 2 or 3, got {value!r}")
-        if self.lesson not in range(1, 6):
-            raise ValueError(f"{self.name}: lesson must be 1 to 5, got {self.lesson!r}")
+        if self.lesson not in LESSONS:
+            raise ValueError(f"{self.name}: lesson must be one of {', '.join(map(str, LESSONS))}, "
+                             f"got {self.lesson!r}")
         if not self.cases and self.random_case is None:
             raise ValueError(f"{self.name}: an exercise needs fixed cases or a random_case")
         bad = [i for i, c in enumerate(self.cases) if not isinstance(c, tuple)]
@@ -395,9 +399,9 @@ def for_lesson(lesson: int) -> list[Exercise]:
 
 
 # Imported last: the lesson modules import Exercise from this (by now initialised) module.
-from llmsafety.exercises import lesson01, lesson02, lesson03, lesson04, lesson05  # noqa: E402
+from llmsafety.exercises import lesson01, lesson02, lesson03, lesson04, lesson05, lesson08  # noqa: E402
 
-for _module in (lesson01, lesson02, lesson03, lesson04, lesson05):
+for _module in (lesson01, lesson02, lesson03, lesson04, lesson05, lesson08):
     for _exercise in _module.EXERCISES:
         if _exercise.name in EXERCISES:
             raise ValueError(f"two exercises are named {_exercise.name!r}")
