@@ -16,42 +16,29 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096
-
-
 def child(n_attacks: int, out: str) -> None:
     """Run one iteration and write per-phase wall time and peak RSS to out/bench.json."""
+    from memory import PeakSampler  # benchmarks/memory.py, beside this file
+
     from llmsafety.dart import DARTConfig, run_dart
 
-    peak = {"current": 0}
     phase_peaks: dict[str, int] = {}
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak["current"] = max(peak["current"], _rss_bytes())
-            time.sleep(0.05)
+    sampler = PeakSampler()
 
     def on_phase_end(phase, result):
-        phase_peaks[phase] = peak["current"]
-        peak["current"] = 0
+        phase_peaks[phase] = sampler.take()
 
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
     steps = max(1, n_attacks // 16)
     config = DARTConfig.preset("tiny", iterations=1, red_steps=steps, red_prompts_per_step=2, red_generations=8,
                                selection_budget=max(4, n_attacks // 2), benign_mix=max(4, 3 * n_attacks // 8))
     t0 = time.perf_counter()
     run_dart(config, out, progress=False, on_phase_end=on_phase_end)
     total = time.perf_counter() - t0
-    stop.set()
+    sampler.stop()
     Path(out, "bench.json").write_text(json.dumps({"peak_rss": phase_peaks, "total": total}))
 
 

@@ -25,14 +25,21 @@ import time
 import torch
 
 
-def matmul_rate(dtype: torch.dtype, n: int = 1024, repeats: int = 10) -> float:
-    """Measured dense matmul FLOP/s of this machine in ``dtype`` (all threads)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def matmul_rate(dtype: torch.dtype, n: int = 1024, repeats: int = 10, device: str | torch.device = "cpu") -> float:
+    """Measured dense matmul FLOP/s of this machine in ``dtype`` (all threads; on a GPU, synchronised)."""
+    def sync():
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
     for _ in range(2):
         a @ b
+    sync()
     t = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    sync()
     return 2 * n**3 * repeats / (time.perf_counter() - t)
 
 
@@ -53,17 +60,20 @@ def hf_generate(model, prompts, *, max_new_tokens, temperature, top_p, batch_siz
 
     tok = model.tokenizer
     ids = chat_prompt_ids(tok, prompts)
-    replies = []
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first, as generate batches them
+    replies = [""] * len(ids)
     for start in range(0, len(ids), batch_size):
-        batch = tok.pad({"input_ids": ids[start:start + batch_size]}, padding=True, return_tensors="pt")
+        index = order[start:start + batch_size]
+        batch = tok.pad({"input_ids": [ids[i] for i in index]}, padding=True, return_tensors="pt")
         batch = {k: v.to(model.device) for k, v in batch.items()}
         sampling = temperature > 0
         out = model.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=sampling,
                                    temperature=temperature if sampling else None,
                                    top_p=top_p if sampling else None, top_k=None,
                                    pad_token_id=tok.pad_token_id)
-        replies += tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-    return [r.strip() for r in replies]
+        for i, text in zip(index, tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)):
+            replies[i] = text.strip()
+    return replies
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 
 Why not ``model.generate``? On a 2-core CPU at batch 64 its sampling step costs more than the
 model: nucleus (top-p) sampling sorts the whole 49k-token vocabulary of every row each step
-(~150 ms) and ``torch.multinomial`` draws over all of it (~90 ms), next to a forward pass of
-~250 ms (benchmarks/generation.py measures it). This loop samples the same distribution for a
+(~155 ms) and ``torch.multinomial`` draws over all of it (~88 ms), next to a forward pass of
+~360 ms (benchmarks/results/speed/generation_cpu.md). This loop samples the same distribution for a
 fraction of that:
 
 - **top-p without a full sort.** The nucleus of a chat model is almost always inside its few
@@ -16,7 +16,7 @@ fraction of that:
 The rest follows ``generate`` step for step (left padding, position ids from the attention mask,
 finished rows padded, stop when every row has ended), so greedy decoding gives the same tokens
 (tested against ``generate``). Sampled tokens follow the same distribution but not the same
-random stream: the same seed gives the same replies as before *this* loop, not as ``generate``.
+random stream: a seed gives the same replies on every run of this loop, not the ones ``generate`` gave.
 """
 
 from __future__ import annotations
@@ -83,6 +83,14 @@ def sample_next_token(
     return top_ids.gather(-1, picked.unsqueeze(-1)).squeeze(-1)
 
 
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids [batch, len] of left-padded prompts: the real tokens at 0, 1, ...; pads at 1.
+
+    Pads are masked, so their position only has to be valid; 1 is what ``generate`` gives them.
+    """
+    return (attention_mask.long().cumsum(dim=-1) - 1).masked_fill_(attention_mask == 0, 1)
+
+
 @torch.no_grad()
 def decode(
     net,
@@ -101,8 +109,7 @@ def decode(
     ``max_new_tokens`` is reached, as ``generate`` does. ``net``: a causal LM (peft-wrapped too).
     """
     attention_mask = attention_mask.long()
-    # Left padding: the real tokens are at positions 0, 1, ...; pads get 1 (masked anyway), as in generate.
-    position_ids = (attention_mask.cumsum(dim=-1) - 1).masked_fill_(attention_mask == 0, 1)
+    position_ids = position_ids_from_mask(attention_mask)
     eos = torch.tensor(list(eos_token_ids), device=input_ids.device)
     unfinished = torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
     new_tokens: list[torch.Tensor] = []

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from llmsafety._io import stable_hash
+from llmsafety.decoding import position_ids_from_mask
 from llmsafety.judges.logistic import _sigmoid, fit_logistic
 from llmsafety.judges.refusal import RefusalJudge
 from llmsafety.models import ChatModel, Prompt, chat_prompt_ids, generate
@@ -175,7 +176,7 @@ def last_token_activations(model: ChatModel, prompts: Sequence[Prompt], *, batch
             index = order[start:start + batch_size]
             batch = tok.pad({"input_ids": [ids[i] for i in index]}, padding=True, return_tensors="pt")
             mask = batch["attention_mask"].to(model.device)
-            position_ids = (mask.cumsum(dim=-1) - 1).clamp(min=0)
+            position_ids = position_ids_from_mask(mask)
             captured.clear()
             net(input_ids=batch["input_ids"].to(model.device), attention_mask=mask, position_ids=position_ids,
                 use_cache=False, logits_to_keep=1)

@@ -136,21 +136,10 @@ def sync() -> None:
 
 
 # --- the FLOP bound, as benchmarks/generation.py computes it: matmul rate / (2 x parameters)
-def matmul_rate(n: int = 4096, repeats: int = 20) -> float:
-    a = torch.randn(n, n, dtype=chat.dtype, device=chat.device)
-    b = torch.randn(n, n, dtype=chat.dtype, device=chat.device)
-    for _ in range(3):
-        a @ b
-    sync()
-    t = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    sync()
-    return 2 * n**3 * repeats / (time.perf_counter() - t)
-
+from benchmarks.generation import matmul_rate  # the repo is on PYTHONPATH
 
 n_params = sum(p.numel() for p in chat.model.parameters())
-rate = matmul_rate() if GPU else matmul_rate(n=256, repeats=2)
+rate = matmul_rate(chat.dtype, n=4096, repeats=20, device=chat.device) if GPU else matmul_rate(chat.dtype, n=256, repeats=2)
 summary["matmul_tflop_per_s"] = round(rate / 1e12, 1)
 summary["flop_bound_tok_per_s"] = round(rate / (2 * n_params))
 print(f"matmul {rate / 1e12:.1f} TFLOP/s ({chat.dtype}): FLOP bound {summary['flop_bound_tok_per_s']} tok/s")
