@@ -15,6 +15,12 @@ Embedding measures (meaning), computed on sentence embeddings such as MiniLM's:
   attacks sampled together from collapsing onto one prompt.
 - :func:`embedding_diversity` -- the mean pairwise cosine distance of a set: one number for how
   spread out a set of attacks is.
+- :func:`unique_clusters` -- how many *different* attacks a set holds: greedy clusters whose
+  members lie within cosine similarity 0.7 of the cluster's first member, the count the GFlowNet
+  red-teaming paper reports as "unique attacks" (Lee et al. 2024, arXiv 2405.18540).
+- :func:`vendi_score` -- the effective number of distinct items: the exponential of the entropy of
+  the eigenvalues of the similarity matrix (Friedman & Dieng 2023, arXiv 2210.02410), from the
+  ``vendi-score`` package. n for n orthogonal items, 1 for n copies of one.
 
 Text measures (surface form), independent of any model:
 
@@ -178,6 +184,43 @@ def embedding_diversity(embeddings: Any) -> float:
     total = unit.sum(axis=0)
     mean_similarity = (float(total @ total) - n) / (n * (n - 1))
     return 1.0 - mean_similarity
+
+
+def unique_clusters(embeddings: Any, threshold: float = 0.7) -> np.ndarray:
+    """Greedy clustering in the given order: each item joins the first cluster whose *first*
+    member has cosine similarity >= ``threshold`` with it, else it starts a new cluster.
+
+    Returns the cluster index of each item (int64, shape [n]); ``labels.max() + 1`` is the number
+    of unique attacks. Greedy and order-dependent by design (it is the simple count papers
+    report); sort the items first (e.g. by harm) when the order should not be arbitrary.
+    """
+    if not -1.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
+    unit = _unit_rows(_as_matrix(embeddings, "embeddings"), "embeddings")
+    centres: list[int] = []  # index of each cluster's first member
+    labels = np.empty(unit.shape[0], dtype=np.int64)
+    for i, row in enumerate(unit):
+        if centres:
+            similarity = unit[centres] @ row
+            best = int(np.argmax(similarity >= threshold))  # first cluster close enough
+            if similarity[best] >= threshold:
+                labels[i] = best
+                continue
+        labels[i] = len(centres)
+        centres.append(i)
+    return labels
+
+
+def vendi_score(embeddings: Any) -> float:
+    """The Vendi score of a set under the cosine-similarity kernel: in [1, n].
+
+    Computed by ``vendi_score.vendi.score_dual`` (the eigenvalues of X^T X / n, which are the
+    non-zero eigenvalues of the [n, n] kernel matrix K / n: cheap for many short attacks).
+    """
+    from vendi_score import vendi
+
+    unit = _unit_rows(_as_matrix(embeddings, "embeddings"), "embeddings")
+    return float(vendi.score_dual(unit, normalize=False))
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,8 +404,9 @@ def diversity_report(
 
     Always: ``n``, ``self_bleu`` (lower = more diverse; ``sample``/``seed`` passed on),
     ``distinct_1``, ``distinct_2`` (higher = more diverse). With ``embeddings`` ([n, d], one row
-    per text): ``embedding_diversity`` and ``batch_novelty`` (mean nearest-neighbour novelty in
-    the set). With ``archive`` too: ``global_novelty`` (mean nearest novelty against it).
+    per text): ``embedding_diversity``, ``batch_novelty`` (mean nearest-neighbour novelty in
+    the set), ``unique_clusters`` (at cosine 0.7, in the given order) and ``vendi_score``. With
+    ``archive`` too: ``global_novelty`` (mean nearest novelty against it).
     """
     texts = _check_texts(texts)
     report: dict[str, float] = {
@@ -379,6 +423,8 @@ def diversity_report(
             )
         report["embedding_diversity"] = embedding_diversity(matrix)
         report["batch_novelty"] = float(batch_novelty(matrix).mean())
+        report["unique_clusters"] = int(unique_clusters(matrix).max() + 1)
+        report["vendi_score"] = vendi_score(matrix)
         if archive is not None:
             report["global_novelty"] = float(global_novelty(matrix, archive).mean())
     elif archive is not None:

@@ -18,6 +18,8 @@ from llmsafety.diversity import (
     self_bleu,
     sentence_bleu,
     tokenize,
+    unique_clusters,
+    vendi_score,
 )
 
 COS45 = math.cos(math.pi / 4)
@@ -207,9 +209,39 @@ def test_diversity_report_gathers_every_measure():
     assert report["embedding_diversity"] == pytest.approx(embedding_diversity(embeddings))
     assert report["batch_novelty"] == pytest.approx(np.mean([1 - COS45, 1 - COS45, 1 - COS45]))
     assert report["global_novelty"] == pytest.approx(np.mean([0.0, 1 - COS45, 1.0]))
+    # cos45 = 0.707 >= 0.7: the middle vector joins the first cluster, the third is its own
+    assert report["unique_clusters"] == 2
+    assert report["vendi_score"] == pytest.approx(vendi_score(embeddings))
     assert set(diversity_report(texts)) == {"n", "self_bleu", "distinct_1", "distinct_2"}
     with pytest.raises(ValueError, match="3 texts but 2 embeddings"):
         diversity_report(texts, embeddings[:2])
+
+
+# -- unique clusters and the Vendi score ------------------------------------------------------
+
+
+def test_unique_clusters_greedy_hand_case():
+    # a, a slightly turned (cos 0.98), b orthogonal to a, b turned by 45 degrees towards a (cos45
+    # = 0.707 to both centres: it joins the *first* close cluster, a's), then -a (its own)
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    items = np.stack([a, [0.98, 0.2], b, a + b, -a])
+    assert unique_clusters(items).tolist() == [0, 0, 1, 0, 2]
+    assert unique_clusters(items, threshold=0.9).tolist() == [0, 0, 1, 2, 3]
+    assert unique_clusters(np.tile(a, (5, 1))).tolist() == [0] * 5
+    with pytest.raises(ValueError, match="cosine similarity in"):
+        unique_clusters(items, threshold=1.5)
+    with pytest.raises(ValueError, match="zero vectors in rows"):
+        unique_clusters(np.zeros((2, 2)))
+
+
+def test_vendi_score_counts_effective_distinct_items():
+    assert vendi_score(np.eye(4)) == pytest.approx(4.0)
+    assert vendi_score(np.tile([[1.0, 2.0, 3.0]], (6, 1))) == pytest.approx(1.0)
+    # two tight pairs of copies, orthogonal to each other: two effective items whatever the scale
+    two = np.array([[1.0, 0.0], [3.0, 0.0], [0.0, 1.0], [0.0, 2.0]])
+    assert vendi_score(two) == pytest.approx(2.0)
+    # a pair at 45 degrees lies between one and two
+    assert 1.0 < vendi_score(np.array([[1.0, 0.0], [1.0, 1.0]])) < 2.0
 
 
 # -- with the real embedder -------------------------------------------------------------------
