@@ -22,7 +22,6 @@ finished work. Run by hand; never part of the test suite.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -108,6 +107,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from llmsafety.dart import DARTConfig, load_result
+    from llmsafety.dart.loop import share_untuned_evaluation
     from llmsafety.dart.report import plot_red_metrics, plot_violation
 
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -127,17 +127,9 @@ def main() -> None:
                 continue
             config = DARTConfig.preset(args.preset, variant=variant, seed=seed, **overrides)
             run_dir = runs_dir / f"{variant}_seed{seed}"
-            if first_dir is not None and not (run_dir / "state.json").exists():
+            if first_dir is not None:
                 # The untuned Target's evaluation is the same for every variant of a seed: share it.
-                shutil.rmtree(run_dir, ignore_errors=True)
-                run_dir.mkdir(parents=True)
-                config.save(run_dir / "config.json")
-                shutil.copy(first_dir / "eval_0.json", run_dir / "eval_0.json")
-                first_state = json.loads((first_dir / "state.json").read_text())
-                state = {"completed": ["eval_0"]}
-                if "eval_0" in first_state.get("manifests", {}):  # the copied file is the sealed one
-                    state["manifests"] = {"eval_0": first_state["manifests"]["eval_0"]}
-                (run_dir / "state.json").write_text(json.dumps(state))
+                share_untuned_evaluation(first_dir, run_dir, config)
             t0 = time.perf_counter()
             # One process per run: every run starts from the same clean state, and memory that a
             # library keeps between trainings (TRL/accelerate caches) is returned to the OS.

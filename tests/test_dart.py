@@ -300,6 +300,17 @@ def test_interrupted_phase_is_redone_not_half_kept(tmp_path):
     result = run_dart(config, tmp_path, progress=False)
     assert result.finished and len(result.iterations[1]["attacks"]) == 4
 
+    # another variant of the same seed starts from this run's sealed eval_0 (a study computes it once)
+    from llmsafety.dart import load_result, share_untuned_evaluation
+
+    mart = DARTConfig(**{**TINY, "iterations": 1, "variant": "mart"})
+    assert share_untuned_evaluation(tmp_path, tmp_path / "mart", mart)
+    shared = load_result(tmp_path / "mart")
+    assert shared.completed == ["eval_0"] and shared.evaluations[0] == result.evaluations[0]
+    assert not share_untuned_evaluation(tmp_path, tmp_path / "mart", mart)  # a started run is left alone
+    with pytest.raises(ValueError, match="eval_max_new_tokens: 12 != 8"):
+        share_untuned_evaluation(tmp_path, tmp_path / "other", DARTConfig(**{**TINY, "eval_max_new_tokens": 8}))
+
 
 # ------------------------------------------------------------------------------ the Red side's options
 

@@ -47,13 +47,13 @@ from llmsafety.dart.config import PRESETS, VARIANTS, DARTConfig
 from llmsafety.dart.eval_sets import build_eval_sets
 from llmsafety.dart.evaluate import bootstrap_ci, evaluate_target
 from llmsafety.dart.iteration import build_judge
-from llmsafety.dart.loop import DARTResult, load_result, phase_names, run_dart
+from llmsafety.dart.loop import DARTResult, load_result, phase_names, run_dart, share_untuned_evaluation
 from llmsafety.dart.record import AttackRecord
 from llmsafety.dart.rewards import RolloutScorer, degeneracy_penalty, extract_attack, reward_functions
 from llmsafety.dart.selection import select_for_safety_tuning, uncertainty_scores
 
 __all__ = [
-    "DARTConfig", "PRESETS", "VARIANTS", "DARTResult", "run_dart", "load_result", "phase_names",
+    "DARTConfig", "PRESETS", "VARIANTS", "DARTResult", "run_dart", "load_result", "phase_names", "share_untuned_evaluation",
     "evaluate_target", "bootstrap_ci", "build_eval_sets", "build_judge", "AttackRecord", "RolloutScorer",
     "reward_functions", "extract_attack", "degeneracy_penalty", "select_for_safety_tuning",
     "uncertainty_scores",

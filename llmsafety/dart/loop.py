@@ -193,6 +193,42 @@ def _check_output_dir(out: Path, config: DARTConfig, resume: bool) -> None:
                          "Use the same config, or another output directory.")
 
 
+#: What the untuned Target's evaluation (eval_0) reads of a config: two runs equal in these fields
+#: have the same eval_0 (greedy replies to the same prompts, graded by the same judges).
+EVAL_0_FIELDS = ("target_model", "judge", "eval_judge", "embedder", "device", "dtype", "seed", "harm_threshold",
+                 "eval_hh_prompts", "eval_hh_benign_prompts", "eval_seed_prompts", "eval_benign_prompts",
+                 "eval_max_new_tokens", "bootstrap_samples", "hh_source", "batch_size")
+
+
+def share_untuned_evaluation(finished_run: str | Path, output_dir: str | Path, config: DARTConfig) -> bool:
+    """Start a new run in ``output_dir`` with the sealed eval_0 of ``finished_run``: the evaluation of
+    the untuned Target is the same for every variant of a seed, so a study computes it once.
+
+    Returns False (and does nothing) when ``output_dir`` already holds a run. Raises ValueError naming
+    the fields when the two configs differ in anything eval_0 reads (:data:`EVAL_0_FIELDS`), and when
+    ``finished_run``'s eval_0 is missing or damaged.
+    """
+    import shutil
+
+    source, out = Path(finished_run), Path(output_dir)
+    if (out / manifest.STATE_FILE).exists():
+        return False
+    given = load_run_config(source)
+    differ = [f"{name}: {getattr(given, name)!r} != {getattr(config, name)!r}"
+              for name in EVAL_0_FIELDS if getattr(given, name) != getattr(config, name)]
+    if differ:
+        raise ValueError(f"cannot share {source}'s eval_0: the configs differ in what it reads ({'; '.join(differ)})")
+    state, check = checked_state(source, given)
+    if "eval_0" not in check.sound or "eval_0" not in state.manifests:
+        raise ValueError(f"{source} has no finished, undamaged eval_0 to share: run it first")
+    config.validate()
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / "config.json")
+    shutil.copy(source / "eval_0.json", out / "eval_0.json")
+    manifest.write_state(out, manifest.RunState(["eval_0"], {"eval_0": state.manifests["eval_0"]}, config.to_dict()))
+    return True
+
+
 def run_dart(
     config: DARTConfig,
     output_dir: str | Path,
