@@ -41,7 +41,7 @@ __all__ = ["EXERCISES", "LESSONS", "Exercise", "check", "default_compare", "get"
 Case = tuple
 
 #: The lessons with exercises, by notebook number (``notebooks/08_...`` is lesson 8).
-LESSONS: tuple[int, ...] = (1, 2, 3, 4, 5, 8)
+LESSONS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
 
 # --------------------------------------------------------------------------------------------
 # Comparing an answer with the reference
@@ -399,9 +399,9 @@ def for_lesson(lesson: int) -> list[Exercise]:
 
 
 # Imported last: the lesson modules import Exercise from this (by now initialised) module.
-from llmsafety.exercises import lesson01, lesson02, lesson03, lesson04, lesson05, lesson08  # noqa: E402
+from llmsafety.exercises import lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08  # noqa: E402
 
-for _module in (lesson01, lesson02, lesson03, lesson04, lesson05, lesson08):
+for _module in (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08):
     for _exercise in _module.EXERCISES:
         if _exercise.name in EXERCISES:
             raise ValueError(f"two exercises are named {_exercise.name!r}")
