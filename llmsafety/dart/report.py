@@ -81,6 +81,44 @@ def plot_red_metrics(runs: Mapping[str, DARTResult | str | Path] | DARTResult | 
     return fig
 
 
+def attack_success_per_step(records: list[dict], threshold: float, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per GRPO step of one red phase: attacks scored, attack success (harm >= ``threshold``) with a
+    bootstrap CI over that step's attacks, mean harm and mean on-goal factor (NaN when goals were off).
+
+    ``records``: the rows of a red phase's ``attacks.jsonl`` (each with ``step`` and ``harm``).
+    """
+    from llmsafety.dart.evaluate import bootstrap_ci
+
+    rows = []
+    for step in sorted({r["step"] for r in records}):
+        harm = [r["harm"] for r in records if r["step"] == step and r["harm"] is not None]
+        rate, lo, hi = bootstrap_ci([float(h >= threshold) for h in harm], n_boot=n_boot, seed=seed)
+        on_goal = [r["on_goal"] for r in records if r["step"] == step and r.get("on_goal") is not None]
+        rows.append({"step": step, "n": len(harm), "attack_success": rate, "ci_low": lo, "ci_high": hi,
+                     "mean_harm": float(np.mean(harm)) if harm else float("nan"),
+                     "mean_on_goal": float(np.mean(on_goal)) if on_goal else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def plot_red_learning(tables: Mapping[str, pd.DataFrame], ax=None):
+    """Attack success per GRPO step with its CI, one line per arm (tables of :func:`attack_success_per_step`)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.5, 3.5))
+    for k, (name, table) in enumerate(tables.items()):
+        x = table["step"] + 0.08 * (k - (len(tables) - 1) / 2)  # side by side, so the bars do not hide each other
+        ax.errorbar(x, table["attack_success"], yerr=[table["attack_success"] - table["ci_low"],
+                                                      table["ci_high"] - table["attack_success"]],
+                    marker="o", capsize=3, label=name)
+    ax.set_ylim(0, 1)  # rates: a fixed range, so that noise does not look like an effect
+    ax.set_xlabel("GRPO step")
+    ax.set_ylabel("attack success (training judge)")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def plot_category_heatmap(run: DARTResult | str | Path, ax=None):
     """Heatmap of violation rate per taxonomy category (rows) and iteration (columns)."""
     import matplotlib.pyplot as plt
