@@ -45,7 +45,7 @@ def _tables(text: str) -> list[list[str]]:
 
 
 def _results_texts() -> dict[str, str]:
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(RESULTS.rglob("*"))
+    return {str(p.relative_to(RESULTS)): p.read_text(encoding="utf-8") for p in sorted(RESULTS.rglob("*"))
             if p.suffix in {".md", ".json", ".jsonl", ".csv"}}
 
 
