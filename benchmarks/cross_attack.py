@@ -1,0 +1,226 @@
+"""Do Targets tuned on more diverse attacks resist attacks they never saw? The cross-attack matrix.
+
+    python benchmarks/cross_attack.py [--runs runs/study] [--per-source 24]
+                                      [--out benchmarks/results/cross_attack]
+
+DART's claim rests on this test: a Target made safer on diverse attacks generalises to attacks
+it was not trained on. Rows: the untuned Target and the final Target of every finished run in
+``--runs`` (the system_prompt control: the untuned Target under its system prompt). Columns
+(attack sources): the attacks each run's Red models wrote during training (every iteration,
+deduplicated, ``--per-source`` drawn with a fixed seed) and the seed attacks' eval split. Each
+Target replies greedily to every attack; the evaluation judge (the one checked against human
+labels, see the judge card) says whether the reply complies; attack success = its harm >= tau.
+
+Printed and written to OUT/cross_attack.md: the matrix with bootstrap CIs over attacks, and the
+contrast the claim needs, paired by attack: each DART Target minus the MART Target of the same
+seed on *foreign* attacks (sources that are neither run's own), pooled over seeds by a two-level
+bootstrap (seed pairs, then attacks). Every attack, reply and score is kept in
+OUT/records.jsonl, so the tables can be recomputed (``--from-records``) without a model.
+Judge numbers only: a human-labelled sample is the next step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SEED_EVAL = "seed_eval"
+
+
+def red_attack_sources(runs: Path, per_source: int) -> dict[str, pd.DataFrame]:
+    """{run name: DataFrame(prompt, category)}: the attacks of each run that has a Red LLM."""
+    sources = {}
+    for run in sorted(p for p in runs.iterdir() if (p / "config.json").exists()):
+        variant = json.loads((run / "config.json").read_text()).get("variant", "dart")
+        if variant in ("refusal_sft", "system_prompt"):
+            continue  # no Red LLM: their attacks.jsonl holds seed attacks
+        rows = [json.loads(line) for f in sorted(run.glob("iter_*/attacks.jsonl"))
+                for line in f.read_text().splitlines() if line.strip()]
+        if not rows:
+            continue
+        frame = pd.DataFrame(rows).drop_duplicates("attack")
+        frame = frame.sample(n=min(per_source, len(frame)), random_state=0)
+        sources[run.name] = pd.DataFrame({"prompt": frame["attack"].values, "category": frame["category"].values})
+    return sources
+
+
+def final_targets(runs: Path) -> dict[str, dict]:
+    """{row name: {run, adapter, system}} for the untuned Target and every finished run."""
+    from llmsafety.dart import DARTConfig
+
+    rows: dict[str, dict] = {"untuned": {"run": None, "adapter": None, "system": None}}
+    for run in sorted(p for p in runs.iterdir() if (p / "config.json").exists()):
+        config = DARTConfig.load(run / "config.json")
+        state = json.loads((run / "state.json").read_text()) if (run / "state.json").exists() else {}
+        last = run / f"iter_{config.iterations}"
+        if config.variant == "system_prompt":
+            rows[run.name] = {"run": run, "adapter": None, "system": config.safety_system_prompt}
+        elif f"target_{config.iterations}" in state.get("completed", []):  # a finished Target only
+            rows[run.name] = {"run": run, "adapter": last / "target_adapter", "system": None}
+    return rows
+
+
+def attack_all(runs: Path, per_source: int, out: Path, progress: bool = True) -> pd.DataFrame:
+    """Every Target against every source; returns (and writes) one row per target x attack."""
+    from llmsafety.dart import DARTConfig
+    from llmsafety.dart.evaluate import evaluate_target
+    from llmsafety.dart.iteration import RunContext
+
+    sources = red_attack_sources(runs, per_source)
+    targets = final_targets(runs)
+    first_run = next(t["run"] for t in targets.values() if t["run"] is not None)
+    config = DARTConfig.load(first_run / "config.json")
+    ctx = RunContext(config, out / "_scratch", progress)
+    seed_eval = ctx.eval_sets.harmful.query("source == @SEED_EVAL")
+    frames = [f.assign(source=name) for name, f in sources.items()]
+    frames.append(pd.DataFrame({"prompt": seed_eval["prompt"].values, "category": seed_eval["category"].values,
+                                "source": SEED_EVAL}))
+    attacks = pd.concat(frames, ignore_index=True)[["prompt", "source", "category"]]
+    print(f"{len(targets)} Targets x {len(attacks)} attacks from {attacks['source'].nunique()} sources", flush=True)
+    records = []
+    for name, spec in targets.items():
+        t0 = time.perf_counter()
+        target = ctx.load_model("target", spec["adapter"])
+        ev = evaluate_target(target, ctx.eval_judge, attacks, system=spec["system"], headline_source=None,
+                             outcome_fn=ctx.outcomes.outcomes, harm_threshold=config.harm_threshold,
+                             max_new_tokens=config.eval_max_new_tokens, batch_size=config.batch_size,
+                             seed=0, progress=progress)
+        for r in ev["records"]:
+            records.append({"target": name, "source": r["source"], "category": r["category"], "attack": r["prompt"],
+                            "reply": r["reply"], "harm": r["harm"], "outcome": r["outcome"]})
+        print(f"  {name}: attack success {ev['violation_rate_all']:.1%} over {len(attacks)} attacks "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        del target
+    frame = pd.DataFrame(records)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "records.jsonl").open("w") as f:
+        for row in records:
+            f.write(json.dumps(row) + "\n")
+    (out / "setup.json").write_text(json.dumps({
+        "runs": str(runs), "per_source": per_source, "harm_threshold": config.harm_threshold,
+        "eval_judge": config.eval_judge, "eval_max_new_tokens": config.eval_max_new_tokens,
+        "targets": {k: {"adapter": str(v["adapter"]) if v["adapter"] else None, "system": v["system"]}
+                    for k, v in targets.items()}}, indent=1))
+    return frame
+
+
+def _success(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    scored = frame.dropna(subset=["harm"]).copy()
+    scored["success"] = (scored["harm"] >= threshold).astype(float)
+    return scored
+
+
+def matrix_table(frame: pd.DataFrame, threshold: float, n_boot: int = 2000) -> pd.DataFrame:
+    """Attack success per target x source, with a bootstrap CI over that cell's attacks."""
+    from llmsafety.dart.evaluate import bootstrap_ci
+
+    scored = _success(frame, threshold)
+    cells = {}
+    for (target, source), group in scored.groupby(["target", "source"], sort=False):
+        rate, lo, hi = bootstrap_ci(group["success"].to_numpy(), n_boot=n_boot, seed=0)
+        cells.setdefault(target, {})[source] = f"{100 * rate:.0f} [{100 * lo:.0f}, {100 * hi:.0f}] (n={len(group)})"
+    return pd.DataFrame(cells).T
+
+
+def foreign_contrast(frame: pd.DataFrame, threshold: float, a_prefix: str = "dart", b_prefix: str = "mart",
+                     n_boot: int = 4000, seed: int = 0) -> tuple[list[dict], tuple[float, float, float]]:
+    """a_seedS minus b_seedS on attacks of sources that are neither run's own, paired by attack.
+
+    Returns one row per seed pair (estimate and a bootstrap CI over its attacks) and the pooled
+    difference with a two-level bootstrap: seed pairs resampled, then attacks within each pair.
+    """
+    scored = _success(frame, threshold)
+    wide = scored.pivot_table(index=["source", "attack"], columns="target", values="success", aggfunc="first")
+    rng = np.random.default_rng(seed)
+    pairs, diffs = [], []
+    for a in sorted(t for t in wide.columns if t.startswith(a_prefix + "_")):
+        b = b_prefix + a[len(a_prefix):]
+        if b not in wide.columns:
+            continue
+        foreign = ~wide.index.get_level_values("source").isin([a, b])
+        both = wide.loc[foreign, [a, b]].dropna()
+        d = (both[a] - both[b]).to_numpy()
+        boots = [rng.choice(d, size=len(d)).mean() for _ in range(n_boot)]
+        pairs.append({"pair": f"{a} - {b}", "n_attacks": len(d), "sources": sorted(set(both.index.get_level_values(0))),
+                      "difference": float(d.mean()), "ci": [float(np.quantile(boots, 0.025)),
+                                                            float(np.quantile(boots, 0.975))]})
+        diffs.append(d)
+    if not diffs:
+        return pairs, (float("nan"),) * 3
+    pooled = float(np.mean(np.concatenate(diffs)))
+    replicates = []
+    for _ in range(n_boot):
+        chosen = [diffs[i] for i in rng.integers(0, len(diffs), size=len(diffs))]
+        replicates.append(np.mean(np.concatenate([rng.choice(d, size=len(d)) for d in chosen])))
+    return pairs, (pooled, float(np.quantile(replicates, 0.025)), float(np.quantile(replicates, 0.975)))
+
+
+def plot_matrix(frame: pd.DataFrame, threshold: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored = _success(frame, threshold)
+    rates = scored.pivot_table(index="target", columns="source", values="success", aggfunc="mean")
+    counts = scored.pivot_table(index="target", columns="source", values="success", aggfunc="count")
+    rates = rates.loc[list(dict.fromkeys(frame["target"])), list(dict.fromkeys(frame["source"]))]
+    fig, ax = plt.subplots(figsize=(1.3 * rates.shape[1] + 2, 0.55 * rates.shape[0] + 1.5))
+    image = ax.imshow(rates.to_numpy(), vmin=0, vmax=1, cmap="Reds")
+    for i, target in enumerate(rates.index):
+        for j, source in enumerate(rates.columns):
+            ax.text(j, i, f"{rates.iloc[i, j]:.2f}\nn={int(counts.loc[target, source])}", ha="center",
+                    va="center", fontsize=7)
+    ax.set_xticks(range(rates.shape[1]), rates.columns, rotation=30, ha="right")
+    ax.set_yticks(range(rates.shape[0]), rates.index)
+    ax.set_xlabel("attacks written by (source)")
+    ax.set_ylabel("Target attacked")
+    fig.colorbar(image, ax=ax, label="attack success (evaluation judge)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def report(frame: pd.DataFrame, threshold: float, out: Path) -> str:
+    pairs, pooled = foreign_contrast(frame, threshold)
+    text = ["# Cross-attack matrix", "",
+            "Attack success (%, evaluation judge, harm >= tau) of each Target (rows) against the attacks of each "
+            "source (columns), 95% bootstrap CI over the cell's attacks. Judge numbers, not human labels.", "",
+            matrix_table(frame, threshold).to_markdown(), "",
+            "## Foreign attacks: DART Target minus MART Target of the same seed (paired by attack)", ""]
+    for p in pairs:
+        text.append(f"- {p['pair']}: {100 * p['difference']:+.1f} points [{100 * p['ci'][0]:+.1f}, "
+                    f"{100 * p['ci'][1]:+.1f}] over {p['n_attacks']} attacks from {', '.join(p['sources'])}")
+    text += ["", f"Pooled over seeds (two-level bootstrap): {100 * pooled[0]:+.1f} points "
+             f"[{100 * pooled[1]:+.1f}, {100 * pooled[2]:+.1f}]. Negative: the DART Target resists foreign "
+             "attacks better.", ""]
+    plot_matrix(frame, threshold, out / "cross_attack.png")
+    (out / "cross_attack.md").write_text("\n".join(text))
+    return "\n".join(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=Path, default=Path("runs/study"))
+    parser.add_argument("--per-source", type=int, default=24, help="attacks drawn from each run's Red attacks")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/cross_attack"))
+    parser.add_argument("--from-records", action="store_true", help="recompute the tables from OUT/records.jsonl")
+    args = parser.parse_args()
+    if args.from_records:
+        frame = pd.read_json(args.out / "records.jsonl", lines=True)
+        threshold = json.loads((args.out / "setup.json").read_text())["harm_threshold"]
+    else:
+        if not args.runs.is_dir():
+            raise SystemExit(f"--runs {args.runs} is not a directory: run the study first "
+                             "(benchmarks/effectiveness.py) or point at its runs")
+        frame = attack_all(args.runs, args.per_source, args.out)
+        threshold = json.loads((args.out / "setup.json").read_text())["harm_threshold"]
+    print(report(frame, threshold, args.out))
+
+
+if __name__ == "__main__":
+    main()
