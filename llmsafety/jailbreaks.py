@@ -338,7 +338,7 @@ def success_by_leaf(judged: pd.DataFrame, column: str = "success", *, by: str = 
 def find_tuned_target(root: str | Path) -> Path | None:
     """The first model directory under ``root`` (a full checkpoint or a LoRA adapter), or None.
 
-    Lesson 06 saves its aligned model under ``notebooks/runs/lesson06/``; this lesson uses it in
+    Lesson 06 saves its aligned model in ``notebooks/runs/lesson06_target/``; this lesson uses it in
     full mode when it is there and never depends on it. A directory counts when it holds
     ``adapter_config.json`` (a peft adapter on the embedded model) or ``config.json`` with weights.
     """
@@ -354,13 +354,16 @@ def find_tuned_target(root: str | Path) -> Path | None:
 
 
 def load_target(path: str | Path, base: str = "smollm2-135m-instruct"):
-    """A :class:`llmsafety.models.ChatModel` from :func:`find_tuned_target`'s directory (adapter on ``base``)."""
-    from llmsafety.models import ChatModel, load_chat_model
+    """A :class:`llmsafety.models.ChatModel` from :func:`find_tuned_target`'s directory (adapter on ``base``).
+
+    Device and dtype as :func:`llmsafety.models.load_chat_model` chooses them (CUDA + bf16 when present).
+    """
+    from llmsafety.dart.red import attach_lora
+    from llmsafety.models import load_chat_model
 
     path = Path(path)
     if not (path / "adapter_config.json").exists():
-        return load_chat_model(str(path), device="cpu", dtype="float32")
-    from peft import PeftModel
-
-    model = load_chat_model(base, device="cpu", dtype="float32")
-    return ChatModel(PeftModel.from_pretrained(model.model, str(path)).eval(), model.tokenizer, f"{base}+{path.name}")
+        return load_chat_model(str(path))
+    model = load_chat_model(base)
+    model.model = attach_lora(model.model, 0, path, trainable=False).eval()  # r is read from the adapter
+    return model
