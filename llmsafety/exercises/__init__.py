@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import copy
 import difflib
+import importlib
 import inspect
 import math
 import numbers
 import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,8 +42,9 @@ __all__ = ["EXERCISES", "LESSONS", "Exercise", "check", "default_compare", "get"
 # A case is the tuple of positional arguments one call receives.
 Case = tuple
 
-#: The lessons with exercises, by notebook number (``notebooks/08_...`` is lesson 8).
-LESSONS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
+#: The lessons with exercises, by notebook number (``notebooks/08_...`` is lesson 8): one module
+#: ``lessonNN.py`` in this folder each, found on import, so a new lesson only adds its file.
+LESSONS: tuple[int, ...] = tuple(sorted(int(p.stem[len("lesson"):]) for p in Path(__file__).parent.glob("lesson[0-9][0-9].py")))
 
 # --------------------------------------------------------------------------------------------
 # Comparing an answer with the reference
@@ -399,9 +402,7 @@ def for_lesson(lesson: int) -> list[Exercise]:
 
 
 # Imported last: the lesson modules import Exercise from this (by now initialised) module.
-from llmsafety.exercises import lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08  # noqa: E402
-
-for _module in (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08):
+for _module in [importlib.import_module(f"llmsafety.exercises.lesson{k:02d}") for k in LESSONS]:
     for _exercise in _module.EXERCISES:
         if _exercise.name in EXERCISES:
             raise ValueError(f"two exercises are named {_exercise.name!r}")
