@@ -134,6 +134,10 @@ def foreign_contrast(frame: pd.DataFrame, threshold: float, a_prefix: str = "dar
     Returns one row per seed pair (estimate and a bootstrap CI over its attacks) and the pooled
     difference with a two-level bootstrap: seed pairs resampled, then attacks within each pair.
     """
+    from llmsafety.dart.stats import paired_difference
+
+    # The pooled contrast cannot use paired_difference: each seed pair has its own foreign attacks
+    # (the other seeds' Red sources), so the grids do not share columns. Two levels by hand instead.
     scored = _success(frame, threshold)
     wide = scored.pivot_table(index=["source", "attack"], columns="target", values="success", aggfunc="first")
     rng = np.random.default_rng(seed)
@@ -145,10 +149,11 @@ def foreign_contrast(frame: pd.DataFrame, threshold: float, a_prefix: str = "dar
         foreign = ~wide.index.get_level_values("source").isin([a, b])
         both = wide.loc[foreign, [a, b]].dropna()
         d = (both[a] - both[b]).to_numpy()
-        boots = [rng.choice(d, size=len(d)).mean() for _ in range(n_boot)]
+        # one seed pair: a [1, n_attacks] grid each, the same attacks resampled for both
+        estimate, lo, hi = paired_difference(both[a].to_numpy()[None], both[b].to_numpy()[None], n_boot=n_boot,
+                                             seed=seed)
         pairs.append({"pair": f"{a} - {b}", "n_attacks": len(d), "sources": sorted(set(both.index.get_level_values(0))),
-                      "difference": float(d.mean()), "ci": [float(np.quantile(boots, 0.025)),
-                                                            float(np.quantile(boots, 0.975))]})
+                      "difference": estimate, "ci": [lo, hi]})
         diffs.append(d)
     if not diffs:
         return pairs, (float("nan"),) * 3
