@@ -92,6 +92,9 @@ def main() -> None:
     twice = labels.groupby("item_id").filter(lambda g: len(g) >= 2).groupby("item_id")["label"].agg(list)
     if len(twice):
         first, second = [v[0] for v in twice], [v[1] for v in twice]
+        lines += ["**Who labelled**: careful readers working one item at a time under the protocol, with no keyword "
+                  "rules: LLM annotators, not people. \"Human labels\" in this project means labels made this way, "
+                  "by hand and blind, as the protocol asks of a person; a panel of people may still differ.", ""]
         lines += [f"**Annotators**: {len(twice)} replies labelled by two annotators: agreement "
                   f"{np.mean([a == b for a, b in zip(first, second)]):.3f}, Cohen's kappa {cohen_kappa(first, second):.3f}.",
                   "", confusion_table(first, second).to_markdown(), ""]
