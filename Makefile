@@ -35,9 +35,18 @@ demo: install
 	$(BIN)/llmsafety dart run --preset tiny --out runs/demo --resume
 	$(BIN)/llmsafety dart report runs/demo
 
+# Two pytest workers, one torch thread each: most of a test's time is Python overhead that one
+# thread cannot overlap, so two single-threaded workers keep both cores busy where one two-threaded
+# process leaves one idle. --dist loadfile keeps each file (and each notebook's cells, which share
+# one kernel) in one worker, in order. TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
+TEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+TEST_THREADS = $(if $(filter 0,$(TEST_WORKERS)),,OMP_NUM_THREADS=1)
+
 test: install
 	$(BIN)/ruff check llmsafety tests benchmarks scripts
-	$(BIN)/python -m pytest -ra --durations=15 --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg tests notebooks
+	$(TEST_THREADS) $(BIN)/python -m pytest -ra --durations=25 $(TEST_PARALLEL) \
+	  --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg tests notebooks
 
 test-fast:
 	$(BIN)/ruff check llmsafety tests benchmarks scripts

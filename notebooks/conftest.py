@@ -30,7 +30,7 @@ def _paper_list_missing() -> str | None:
 
 
 # The lessons built on the paper list; others that glance at it (lesson 03) carry on without it.
-NEEDS_PAPER_LIST = {"01_survey_taxonomy.ipynb", "02_paper_explorer.ipynb"}
+NEEDS_PAPER_LIST = {"01_survey_taxonomy.ipynb", "02_paper_explorer.ipynb", "13_governance_capstone.ipynb"}
 
 
 def _needs_paper_list(notebook: Path) -> bool:
