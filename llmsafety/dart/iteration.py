@@ -142,6 +142,11 @@ class RunContext:
         r = cfg.red_lora_r if which == "red" else cfg.target_lora_r
         if adapter is not None:
             model.model = attach_lora(model.model, r, adapter, trainable=trainable)
+            if not trainable:
+                # A frozen adapter only generates and scores: fold it into the weights. peft's
+                # per-layer LoRA branch costs ~1.4x in generation time here; the greedy replies of
+                # the tuned Target on 24 eval prompts were the same, word for word, merged or not.
+                model.model = model.model.merge_and_unload()
         elif fresh_lora:
             model.model = attach_lora(model.model, r, alpha_multiplier=cfg.lora_alpha_multiplier,
                                       dropout=cfg.lora_dropout, target_modules=cfg.lora_target_modules)
@@ -340,18 +345,21 @@ def target_phase(ctx: RunContext, t: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     selected = [attacks[i] for i in chosen]
     refusal = RefusalJudge()
-    safe, sources = [], []
-    if selected:
-        candidates = generate(target, selected, system=cfg.safety_system_prompt,
-                              max_new_tokens=cfg.target_max_new_tokens, temperature=0.0,
-                              batch_size=cfg.batch_size, seed=seed, progress=False)
-        safe, sources = safe_replies(selected, candidates, ctx.judge, threshold=cfg.harm_threshold,
-                                     refusal_fn=refusal.is_refusal)
-    # the Target's own plain replies to benign prompts, kept only when they are not refusals
     pool = ctx.eval_sets.benign_train
     benign = [pool[i] for i in np.random.default_rng(seed).permutation(len(pool))[: cfg.benign_mix]]
-    benign_replies = generate(target, benign, max_new_tokens=cfg.target_max_new_tokens, temperature=0.0,
-                              batch_size=cfg.batch_size, seed=seed, progress=False) if benign else []
+    # One greedy pass writes both: candidate safe replies (the attack under the safety system prompt)
+    # and the Target's own plain replies to benign prompts. One decoding loop instead of two: its
+    # per-token overhead, not the batch size, is what generation costs on a CPU.
+    with_system = [[{"role": "system", "content": cfg.safety_system_prompt}, {"role": "user", "content": a}]
+                   for a in selected]
+    replies = generate(target, with_system + benign, max_new_tokens=cfg.target_max_new_tokens, temperature=0.0,
+                       batch_size=cfg.batch_size, seed=seed, progress=False) if with_system or benign else []
+    candidates, benign_replies = replies[: len(selected)], replies[len(selected):]
+    safe, sources = [], []
+    if selected:
+        safe, sources = safe_replies(selected, candidates, ctx.judge, threshold=cfg.harm_threshold,
+                                     refusal_fn=refusal.is_refusal)
+    # the benign replies are kept only when they are not refusals
     keep = [i for i, refused in enumerate(refusal.is_refusal(benign_replies)) if not refused] if benign else []
     seconds["safe_replies"] = time.perf_counter() - t0
 

@@ -237,6 +237,7 @@ def run_dart(
     progress: bool = True,
     on_phase_end: Callable[[str, DARTResult], None] | None = None,
     max_phases: int | None = None,
+    stop_after: str | None = None,
 ) -> DARTResult:
     """Run (or resume) DART; returns every iteration's attacks, replies, scores and metrics.
 
@@ -244,6 +245,7 @@ def run_dart(
     ``False`` refuses an existing run instead of overwriting it.
     ``on_phase_end(phase, result)``: called after each phase (the notebook dashboard uses it).
     ``max_phases``: stop after this many phases of *this call* (step-by-step runs, tests).
+    ``stop_after``: stop once this phase (e.g. ``"eval_0"``) is finished; nothing to do if it already is.
 
     On resume every finished phase is checked against its manifest: a damaged one is redone, with
     those after it, and a :class:`~llmsafety.dart.manifest.RunDamageWarning` names the file.
@@ -258,7 +260,12 @@ def run_dart(
     if not (out / "config.json").exists():
         config.save(out / "config.json")
     state = _usable_state(out, config)
-    todo = phase_names(config)[len(state.completed):]  # the finished phases are a checked prefix
+    phases = phase_names(config)
+    if stop_after is not None:
+        if stop_after not in phases:
+            raise ValueError(f"stop_after={stop_after!r} is not a phase of this run; its phases: {', '.join(phases)}")
+        phases = phases[: phases.index(stop_after) + 1]
+    todo = phases[len(state.completed):]  # the finished phases are a checked prefix
     if todo:
         _check_writable(out)
     context = RunContext(config, out, progress)
