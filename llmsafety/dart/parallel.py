@@ -35,9 +35,14 @@ def threads_per_run(processes: int, cpus: int | None = None) -> int:
 
 
 def _worker_init(threads: int) -> None:
+    import warnings
+
     import torch
 
     torch.set_num_threads(threads)
+    # A worker's stderr is the caller's (a notebook cell): keep the libraries' deprecation notices
+    # about their own internals (transformers 5 renaming gradient checkpointing) out of it.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft|accelerate)\b")
 
 
 def _run(config: DARTConfig, out: str, stop_after: str | None) -> str:
