@@ -9,6 +9,11 @@ Modules, one concept each:
 - ``llmsafety.judges``    harm judges with one protocol: ``judge(prompts, responses)``
 - ``llmsafety.diversity`` global novelty, self-BLEU, distinct-n, the attack archive
 - ``llmsafety.dart``      Deep Adversarial Automated Red Teaming (arXiv 2407.03876v1)
+- ``llmsafety.exercises`` the lessons' checked exercises
+
+The course's other areas, a module each: ``alignment`` (SFT/DPO), ``jailbreaks``, ``gcg`` and
+``defenses`` (lesson 07), ``refusal_direction`` (08), ``bias`` and ``toxicity`` (09), ``privacy``
+(10), ``watermark`` (11), ``agents`` and ``behaviour_evals`` (12), ``eval_report`` (13).
 """
 
 __version__ = "0.1.0"
