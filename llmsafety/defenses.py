@@ -37,33 +37,41 @@ __all__ = ["token_nlls", "perplexity", "windowed_perplexity", "PerplexityFilter"
 
 
 @torch.no_grad()
-def token_nlls(model: ChatModel, texts: Sequence[str], batch_size: int = 16) -> list[np.ndarray]:
-    """Per-token NLL (nats) of each text under ``model``: a list of ``[n_tokens - 1]`` float arrays.
+def sequence_nlls(model: ChatModel, sequences: Sequence[Sequence[int]], batch_size: int = 16) -> list[np.ndarray]:
+    """Per-token NLL (nats) of token-id sequences under ``model``: ``[len(seq) - 1]`` float arrays.
 
-    The first token has nothing to be predicted from (SmolLM2's tokenizer adds no BOS token), so
-    the NLLs start at the second token; a one-token text gives an empty array. Texts are
-    right-padded in batches and the padding is masked out, so a text's NLLs do not depend on what
-    it is batched with (up to float rounding).
+    Entry j is -log p(token j + 1 | tokens 0..j). Sequences are right-padded in batches (longest
+    first) and the padding is masked out, so a sequence's NLLs do not depend on what it is batched
+    with (up to float rounding).
     """
-    tok, net = model.tokenizer, model.model
-    encoded = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
-    out: list[np.ndarray] = [np.zeros(0)] * len(encoded)
-    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    net = model.model
+    out: list[np.ndarray] = [np.zeros(0)] * len(sequences)
+    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
+    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
     for start in range(0, len(order), batch_size):
         index = order[start:start + batch_size]
-        width = max(len(encoded[i]) for i in index)
+        width = max(len(sequences[i]) for i in index)
         ids = torch.full((len(index), width), pad, dtype=torch.long)
         mask = torch.zeros((len(index), width), dtype=torch.long)
         for row, i in enumerate(index):
-            ids[row, :len(encoded[i])] = torch.tensor(encoded[i])
-            mask[row, :len(encoded[i])] = 1
+            ids[row, :len(sequences[i])] = torch.tensor(list(sequences[i]))
+            mask[row, :len(sequences[i])] = 1
         logits = net(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
         logp = torch.log_softmax(logits[:, :-1], dim=-1)  # [batch, width - 1, vocab]: position j predicts j + 1
         nll = -logp.gather(2, ids[:, 1:, None].to(model.device))[..., 0].cpu().numpy()  # [batch, width - 1]
         for row, i in enumerate(index):
-            out[i] = nll[row, :max(len(encoded[i]) - 1, 0)].astype(float)
+            out[i] = nll[row, :max(len(sequences[i]) - 1, 0)].astype(float)
     return out
+
+
+def token_nlls(model: ChatModel, texts: Sequence[str], batch_size: int = 16) -> list[np.ndarray]:
+    """Per-token NLL (nats) of each text under ``model``: a list of ``[n_tokens - 1]`` float arrays.
+
+    The first token has nothing to be predicted from (SmolLM2's tokenizer adds no BOS token), so
+    the NLLs start at the second token; a one-token text gives an empty array.
+    """
+    encoded = [model.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    return sequence_nlls(model, encoded, batch_size)
 
 
 def perplexity(nlls: np.ndarray) -> float:

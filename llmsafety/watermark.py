@@ -60,6 +60,7 @@ import pandas as pd
 import torch
 from transformers import LogitsProcessor
 
+from llmsafety.defenses import sequence_nlls
 from llmsafety.models import ChatModel, chat_prompt_ids
 from llmsafety.models import generate as chat_generate
 
@@ -499,27 +500,12 @@ def continuation_nlls(model: ChatModel, prompt_ids: Sequence[Sequence[int]], tok
     ``model`` is the model *without* the watermark (a processor only acts in ``generate``), so this
     is how likely the unbiased model finds what was written: ``exp(mean)`` is the text's perplexity,
     the paper's measure of what the watermark costs. Returns ``[len(tokens[i])]`` float arrays;
-    sequences are right-padded in batches and the padding is masked.
+    the scoring is :func:`llmsafety.defenses.sequence_nlls`.
     """
-    net = model.model
     sequences = [list(p) + list(t) for p, t in zip(prompt_ids, tokens)]
-    out: list[np.ndarray] = [np.zeros(0)] * len(sequences)
-    pad = model.tokenizer.pad_token_id or 0
-    for start in range(0, len(sequences), batch_size):
-        index = list(range(start, min(start + batch_size, len(sequences))))
-        width = max(len(sequences[i]) for i in index)
-        ids = torch.full((len(index), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(index), width), dtype=torch.long)
-        for row, i in enumerate(index):
-            ids[row, :len(sequences[i])] = torch.tensor(sequences[i])
-            attention[row, :len(sequences[i])] = 1
-        logits = net(input_ids=ids.to(model.device), attention_mask=attention.to(model.device)).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1)  # [batch, width - 1, vocab]: position j predicts j + 1
-        nll = -logp.gather(2, ids[:, 1:, None].to(model.device))[..., 0].cpu().numpy()  # [batch, width - 1]
-        for row, i in enumerate(index):
-            first = len(prompt_ids[i])  # the first generated token is predicted at position first - 1
-            out[i] = nll[row, first - 1:len(sequences[i]) - 1].astype(float)
-    return out
+    nlls = sequence_nlls(model, sequences, batch_size)
+    # the first generated token is predicted at position len(prompt) - 1
+    return [nll[len(p) - 1:] for nll, p in zip(nlls, prompt_ids)]
 
 
 # ----------------------------------------------------------------------------- 7. attacks
