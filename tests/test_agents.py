@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from exercise_checks import fails as _fails
 
 from llmsafety import agents as ag
-from llmsafety.exercises import check, default_compare, get, lesson12
+from llmsafety.exercises import check, default_compare, lesson12
 
 PAY_RENT = next(t for t in ag.USER_TASKS if t.id == "pay_rent")
 SEND_NOTES = next(t for t in ag.USER_TASKS if t.id == "send_notes")
@@ -299,13 +300,6 @@ def test_lesson12_reference_passes_and_agrees_with_the_library(exercise, capsys)
     for i, args in enumerate(exercise.all_cases(n_random=20, seed=1), start=1):
         difference = default_compare(exercise.reference(*args), _library(exercise.name, *args))
         assert difference is None, f"{exercise.name} case {i}: {difference}"
-
-
-def _fails(student_fn, name, capsys) -> str:
-    assert check(student_fn, name) is False
-    out = capsys.readouterr().out
-    assert out.startswith(f"✘ {get(name).title}: case ") and out.count("\n") == 1, out
-    return out
 
 
 def test_lesson12_wrong_answers_fail_naming_what_differs(capsys):

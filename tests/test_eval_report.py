@@ -19,8 +19,10 @@ import pytest
 
 matplotlib.use("Agg")
 
+from exercise_checks import fails as _fails
+
 from llmsafety import eval_report as er  # noqa: E402
-from llmsafety.exercises import check, default_compare, get, lesson13  # noqa: E402
+from llmsafety.exercises import check, default_compare, lesson13  # noqa: E402
 from llmsafety.exercises.lesson02 import make_papers  # noqa: E402
 from llmsafety.papers import trends  # noqa: E402
 
@@ -382,13 +384,6 @@ def test_lesson13_reference_passes_and_agrees_with_the_library(exercise, capsys)
     for i, args in enumerate(exercise.all_cases(n_random=20, seed=1), start=1):
         difference = default_compare(exercise.reference(*args), LIBRARY[exercise.name](*args))
         assert difference is None, f"{exercise.name} case {i}: {difference}"
-
-
-def _fails(student_fn, name, capsys) -> str:
-    assert check(student_fn, name) is False
-    out = capsys.readouterr().out
-    assert out.startswith(f"✘ {get(name).title}: case ") and out.count("\n") == 1, out
-    return out
 
 
 def test_lesson13_wrong_answers_fail_naming_what_differs(capsys):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from exercise_checks import fails as _fails
 
 from llmsafety.exercises import (
     EXERCISES,
@@ -196,14 +197,6 @@ def test_paired_difference_drops_prompts_missing_in_either_variant():
 # --------------------------------------------------------------------------------------------
 # Wrong answers fail, and the message says what differs
 # --------------------------------------------------------------------------------------------
-
-
-def _fails(student_fn, name: str, capsys) -> str:
-    assert check(student_fn, name) is False
-    out = capsys.readouterr().out
-    assert out.startswith(f"✘ {get(name).title}: case "), out
-    assert out.count("\n") == 1  # one line: the first wrong case
-    return out
 
 
 def test_off_by_one_names_the_case_and_the_difference(capsys):

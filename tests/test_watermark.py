@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from exercise_checks import fails as _fails
 from transformers import PretrainedConfig, WatermarkDetector
 from transformers.generation.logits_process import WatermarkLogitsProcessor
 
 from llmsafety import watermark as wm
-from llmsafety.exercises import check, default_compare, get, lesson11
+from llmsafety.exercises import check, default_compare, lesson11
 
 V = 49152  # SmolLM2's vocabulary
 CONFIG = wm.WatermarkConfig()
@@ -278,13 +279,6 @@ def test_lesson11_reference_passes_and_agrees_with_the_library(exercise, capsys)
     for i, args in enumerate(exercise.all_cases(n_random=20, seed=1), start=1):
         difference = default_compare(exercise.reference(*args), _library(exercise.name, *args))
         assert difference is None, f"{exercise.name} case {i}: {difference}"
-
-
-def _fails(student_fn, name, capsys) -> str:
-    assert check(student_fn, name) is False
-    out = capsys.readouterr().out
-    assert out.startswith(f"✘ {get(name).title}: case ") and out.count("\n") == 1, out
-    return out
 
 
 def test_lesson11_wrong_answers_fail_naming_what_differs(capsys):
