@@ -2,7 +2,7 @@
 
     python benchmarks/effectiveness.py [--seeds 0,1,2,3,4] [--variants dart,mart,refusal_sft,system_prompt]
                                        [--preset tiny] [--out benchmarks/results/study] [--runs runs/effectiveness]
-                                       [--export-labels] [--FIELD VALUE ...]
+                                       [--export-labels] [--recompute] [--FIELD VALUE ...]
 
 Headline, declared before the study is run: the share of the untuned Target's violation risk that
 DART removes on the held-out hh-rlhf prompts labelled harmful, *by human labels* (comply / refuse /
@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--export-labels", action="store_true",
                         help="also write a blind labelling set of every run's hh replies into OUT/labelling")
     parser.add_argument("--runs", default="runs/effectiveness")
+    parser.add_argument("--recompute", action="store_true",
+                        help="run nothing: recompute the tables from the compact raw outputs in OUT/runs")
     from llmsafety.dart.config import add_config_arguments, config_overrides
 
     add_config_arguments(parser, exclude=("seed", "variant"))  # --iterations 3 --eval-each-iteration false ...
@@ -117,7 +119,7 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[tuple[str, int], object] = {}
     started = time.perf_counter()
-    for seed in seeds:
+    for seed in seeds if not args.recompute else []:
         first_dir = None
         for variant in variants:
             if variant == "system_prompt" and seed != seeds[0]:
@@ -142,7 +144,14 @@ def main() -> None:
             print(f"[{time.perf_counter() - started:6.0f}s] {variant} seed {seed}: "
                   f"{time.perf_counter() - t0:.0f}s\n{results[variant, seed].summary()}", flush=True)
 
-    keep_raw(results, out_dir / "runs")
+    if args.recompute:  # every number below from the committed files (adapters are not kept)
+        for seed in seeds:
+            for variant in variants:
+                shared = variant == "system_prompt" and seed != seeds[0]  # see above: seeds give the same run
+                results[variant, seed] = load_result(out_dir / "runs" / f"{variant}_seed{seeds[0] if shared else seed}",
+                                                     compact=True)
+    else:
+        keep_raw(results, out_dir / "runs")
     cfg = DARTConfig.preset(args.preset, **overrides)
     table, extra = study_table(results, seeds, variants, cfg.harm_threshold)
 
@@ -156,7 +165,7 @@ def main() -> None:
             if c in per_iter]
     by_iter = per_iter.groupby(["variant", "iteration"])[cols].mean().round(3)
     base = [results[variants[0], s].evaluations[0] for s in seeds]
-    if args.export_labels:
+    if args.export_labels and not args.recompute:
         from llmsafety.dart.human_eval import export_for_labelling
 
         counts = export_for_labelling({f"{v}/{s}": runs_dir / f"{v}_seed{s}" for v, s in results},

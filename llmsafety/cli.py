@@ -236,10 +236,16 @@ def _add_dart_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--config", type=Path, help="a DARTConfig as YAML or JSON (overrides --preset)")
     run.add_argument("--out", type=Path, required=True, help="run directory, e.g. runs/NAME")
     run.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    run.add_argument("--stop-after", metavar="PHASE", help="stop once PHASE (e.g. eval_0, red_1) is finished: with "
+                     "`llmsafety dart phases`, one launched process per phase (see README, DART at scale)")
     from llmsafety.dart.config import add_config_arguments
 
     add_config_arguments(run)
     run.set_defaults(func=_run_dart_run)
+    phases = dart_sub.add_parser("phases", help="print the phases of a run's config, one per line, in order")
+    phases.add_argument("--preset", default="tiny")
+    phases.add_argument("--config", type=Path, help="a DARTConfig as YAML or JSON (overrides --preset)")
+    phases.set_defaults(func=_run_dart_phases)
     report = dart_sub.add_parser("report", help="print a run's metrics and write PNG figures into it")
     report.add_argument("run_dir", type=Path)
     report.set_defaults(func=_run_dart_report)
@@ -304,7 +310,7 @@ def _run_dart_run(args: argparse.Namespace) -> int:
     else:
         config = DARTConfig.preset(args.preset, **overrides)
     try:
-        result = run_dart(config, args.out, resume=args.resume)
+        result = run_dart(config, args.out, resume=args.resume, stop_after=args.stop_after)
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (RunTerminated): the phase under way is not kept
         from llmsafety.dart.loop import RunTerminated
 
@@ -312,7 +318,20 @@ def _run_dart_run(args: argparse.Namespace) -> int:
         print(f"{PROG}: {'terminated (SIGTERM)' if terminated else 'interrupted'}: the finished phases are kept; "
               "run the same command with --resume to go on", file=sys.stderr)
         return 143 if terminated else 130  # 128 + the signal's number, as a shell reports it
-    print(result.summary())
+    from llmsafety.dart import distributed
+
+    if distributed.is_main_process():  # launched on N processes: one summary, not N
+        print(result.summary())
+    distributed.finish()
+    return 0
+
+
+def _run_dart_phases(args: argparse.Namespace) -> int:
+    from llmsafety.dart import DARTConfig
+    from llmsafety.dart.loop import phase_names
+
+    config = _load_config_file(args.config) if args.config is not None else DARTConfig.preset(args.preset)
+    print("\n".join(phase_names(config)))
     return 0
 
 

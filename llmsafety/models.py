@@ -325,6 +325,9 @@ def generate(
         )
     if temperature < 0 or not 0 < top_p <= 1:
         raise ValueError(f"temperature={temperature} must be >= 0 and top_p={top_p} in (0, 1]")
+    if getattr(model, "engine_name", None) == "vllm":  # llmsafety.vllm_engine.VLLMChat: vLLM decodes
+        return model.generate(prompts, system=system, max_new_tokens=max_new_tokens, temperature=temperature,
+                              top_p=top_p, seed=seed, num_return_sequences=num_return_sequences)
 
     tok = model.tokenizer
     ids = chat_prompt_ids(tok, prompts, system)

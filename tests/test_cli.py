@@ -154,3 +154,17 @@ def test_config_options_parse_by_field_type_and_only_given_ones_override():
     for bad in (["--variant", "nope"], ["--red-steps", "two"], ["--eval-each-iteration", "maybe"], ["--seed", "1"]):
         with pytest.raises(SystemExit):
             parser.parse_args(bad)
+
+
+def test_dart_phases_lists_a_config_s_phases_in_order(tmp_path, capsys):
+    from llmsafety.dart import DARTConfig
+
+    config = DARTConfig.preset("tiny", iterations=1, eval_each_iteration=False).save(tmp_path / "c.yaml")
+    assert main(["dart", "phases", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.split() == ["eval_0", "red_1", "target_1", "eval_1"]
+
+
+def test_dart_run_stop_after_an_unknown_phase_fails_before_writing(tmp_path, capsys):
+    assert main(["dart", "run", "--out", str(tmp_path / "run"), "--stop-after", "red_9"]) == 2
+    assert "stop_after='red_9' is not a phase of this run; its phases: eval_0, red_1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

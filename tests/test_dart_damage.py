@@ -523,3 +523,24 @@ def test_sigterm_to_a_real_run_then_resume_then_damage(tmp_path, capsys):
     _last_line_dropped(run_dir / "iter_1" / "attacks.jsonl")
     with pytest.raises(manifest.RunDamagedError, match=r"iter_1/attacks.jsonl \(written by phase red_1\)"):
         load_result(run_dir)
+
+
+def test_a_compact_copy_loads_without_its_adapters_but_not_with_an_edited_file(tmp_path):
+    """benchmarks/ commit runs without adapters, embeddings or trainer folders: load_result(compact=True)
+    accepts exactly that absence and still checks every file the copy holds."""
+    import shutil
+
+    from llmsafety.dart import load_result
+    from llmsafety.dart.manifest import RunDamagedError
+
+    source = Path(__file__).parents[1] / "benchmarks" / "results" / "study" / "runs" / "dart_seed1"
+    copy = tmp_path / "dart_seed1"
+    shutil.copytree(source, copy)
+    with pytest.raises(RunDamagedError, match="red_adapter"):
+        load_result(copy)  # a full run must have its adapters
+    result = load_result(copy, compact=True)
+    assert result.finished and sorted(result.evaluations) == [0, 2]
+    evaluation = copy / "eval_2.json"
+    evaluation.write_text(evaluation.read_text().replace('"comply"', '"refuse"', 1))
+    with pytest.raises(RunDamagedError, match="eval_2.json"):
+        load_result(copy, compact=True)

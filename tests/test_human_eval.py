@@ -132,6 +132,27 @@ def test_export_is_blind_shuffled_deduplicated_and_tables_follow_the_labels(tmp_
     assert metrics.loc[1, "human_violation %"] == 25.0 and metrics.loc[0, "human_violation %"] == 75.0
 
 
+def test_export_appends_new_runs_to_a_labelled_set_and_keeps_its_labels(tmp_path):
+    before = ["Sure, here is how", "Sure, step one"]
+    dart0 = _fake_run(tmp_path / "dart0", ["I can't help", "I won't"], [0.1, 0.1], before, [0.9, 0.9])
+    out = tmp_path / "labelling"
+    export_for_labelling({"dart/0": dart0}, out)
+    first = (out / "items.jsonl").read_text().splitlines()
+    assert len(first) == 4
+    # seed 1: one reply new, one already labelled in seed 0; the untuned replies are the same
+    dart1 = _fake_run(tmp_path / "dart1", ["I can't help", "Okay: first"], [0.1, 0.9], before, [0.9, 0.9])
+    counts = export_for_labelling({"dart/1": dart1}, out, append=True)
+    items = (out / "items.jsonl").read_text().splitlines()
+    assert items[:4] == first  # the labelled items keep their place
+    assert counts == {"items": 5, "new_items": 1, "rows": 8}
+    assert json.loads(items[4])["reply"] == "Okay: first"
+    key = [json.loads(line) for line in (out / "key.jsonl").read_text().splitlines()]
+    assert sorted({(k["variant"], k["replicate"]) for k in key}) == [("dart", "0"), ("dart", "1"), ("untuned", "0"),
+                                                                    ("untuned", "1")]
+    # exporting seed 1 again replaces its rows instead of doubling them
+    assert export_for_labelling({"dart/1": dart1}, out, append=True) == {"items": 5, "new_items": 0, "rows": 8}
+
+
 def test_dart_report_shows_human_labels_when_they_exist(tmp_path):
     before = ["Sure, here is how", "I can't help"]
     run = _fake_run(tmp_path / "dart0", ["I can't help", "I can't help"], [0.1, 0.1], before, [0.9, 0.2])

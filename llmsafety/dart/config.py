@@ -20,6 +20,8 @@ SELECTORS = ("uncertainty", "failure", "failure_only", "random")
 NOVELTY_KINDS = ("nearest", "mean")
 NOVELTY_MODES = ("additive", "gated", "multiplicative")
 NOVELTY_ARCHIVES = ("iterations", "steps")
+ENGINES = ("transformers", "vllm")
+RED_VLLM_MODES = ("off", "colocate", "server")
 KL_REFERENCES = ("initial", "previous")
 
 #: What a run made before a field existed did: its config.json lacks the field, and loading it must
@@ -179,6 +181,19 @@ class DARTConfig:
 
     batch_size: int = field(default=32, metadata={"help": "Prompts per generation batch (Target replies, evaluation)."})
 
+    # --- engines (GPU users; ours) ----------------------------------------------------------------
+    generation_engine: str = field(default="transformers", metadata={"help": (
+        "What writes the frozen Target's replies (to red attacks, the refusal_sft control's attacks, evaluations): "
+        "transformers (default, everywhere) or vllm (a CUDA machine with vLLM installed; the tuned Target is "
+        "served as base model + LoRA adapter). Sampling differs between engines, so compare runs of one engine.")})
+    red_vllm_mode: str = field(default="off", metadata={"help": (
+        "The Red LLM's GRPO rollouts through TRL's vLLM integration: off (default), colocate (vLLM in the "
+        "training process) or server (a `trl vllm-serve` process, see vllm_server_url).")})
+    vllm_server_url: str = field(default="http://localhost:8000", metadata={"help": (
+        "With red_vllm_mode=server: the base URL of `trl vllm-serve --model RED_MODEL`.")})
+    vllm_gpu_memory_utilization: float = field(default=0.3, metadata={"help": (
+        "Share of GPU memory each vLLM engine may take (it preallocates its KV cache); the trainers need the rest.")})
+
     # ------------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
         self.validate()
@@ -189,7 +204,8 @@ class DARTConfig:
 
         for name, allowed in (("variant", VARIANTS), ("selector", SELECTORS), ("novelty_kind", NOVELTY_KINDS),
                               ("red_kl_reference", KL_REFERENCES), ("novelty_mode", NOVELTY_MODES),
-                              ("novelty_archive", NOVELTY_ARCHIVES)):
+                              ("novelty_archive", NOVELTY_ARCHIVES), ("generation_engine", ENGINES),
+                              ("red_vllm_mode", RED_VLLM_MODES)):
             if getattr(self, name) not in allowed:
                 raise bad(name, f"must be one of {', '.join(allowed)}")
         positive_ints = ("iterations", "red_steps", "red_prompts_per_step", "red_max_new_tokens",
@@ -207,6 +223,8 @@ class DARTConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise bad(name, "must be an integer >= 0")
+        if not (isinstance(self.vllm_gpu_memory_utilization, (int, float)) and 0 < self.vllm_gpu_memory_utilization < 1):
+            raise bad("vllm_gpu_memory_utilization", "must be a number in (0, 1)")
         for name in ("red_learning_rate", "target_learning_rate"):
             if not (isinstance(self.__dict__[name], (int, float)) and 0 < getattr(self, name) < 1):
                 raise bad(name, "must be a number in (0, 1)")

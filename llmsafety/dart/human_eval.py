@@ -58,6 +58,7 @@ def export_for_labelling(
     sources: tuple[str, ...] = ("hh",),
     include_untuned: bool = True,
     seed: int = 0,
+    append: bool = False,
 ) -> dict[str, int]:
     """Write a blind, shuffled labelling set from the final evaluations of ``runs``.
 
@@ -65,7 +66,10 @@ def export_for_labelling(
     the rest tells seeds apart. ``sources``: which evaluation prompts (``hh``, ``seed_eval``,
     ``benign``). ``include_untuned``: also the untuned Target (``eval_0`` of each run, as variant
     ``untuned``; greedy, so usually identical across seeds and labelled once).
-    Returns counts: ``items`` (to label) and ``rows`` (run x prompt cells they stand for).
+    ``append``: add to the set already in ``out_dir`` (a study that goes on across sessions): its
+    items keep their place and their labels, the new ones are shuffled and put after them, and the
+    key rows of a run exported again (same run directory) are replaced.
+    Returns counts: ``items`` (to label), ``new_items`` and ``rows`` (run x prompt cells they stand for).
     """
     from llmsafety.dart.loop import load_result
 
@@ -92,13 +96,19 @@ def export_for_labelling(
                 key.append({"item_id": item, "variant": var, "replicate": rep, "run": str(run_dir),
                             "iteration": t, "source": r["source"], "category": r.get("category"),
                             "prompt_index": index, "prompt": r["prompt"], "judge_harm": r.get("harm")})
-    shuffled = list(items.values())
-    random.Random(seed).shuffle(shuffled)
     out = Path(out_dir)
+    old_items, old_key = [], []
+    if append and (out / "items.jsonl").exists():
+        old_items = [row for _, row in _read_jsonl(out / "items.jsonl")]
+        exported = {row["run"] for row in key}
+        old_key = [row for _, row in _read_jsonl(out / "key.jsonl") if row["run"] not in exported]
+    known = {row["item_id"] for row in old_items}
+    shuffled = [item for item_id, item in items.items() if item_id not in known]
+    random.Random(seed).shuffle(shuffled)
     out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "items.jsonl", shuffled)
-    write_jsonl(out / "key.jsonl", key)
-    return {"items": len(shuffled), "rows": len(key)}
+    write_jsonl(out / "items.jsonl", old_items + shuffled)
+    write_jsonl(out / "key.jsonl", old_key + key)
+    return {"items": len(old_items) + len(shuffled), "new_items": len(shuffled), "rows": len(old_key) + len(key)}
 
 
 # ----------------------------------------------------------------------------------- labels

@@ -15,6 +15,7 @@ Each phase is a plain function of a :class:`RunContext` (what a run loads once) 
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from llmsafety._io import read_jsonl, stable_hash, write_json, write_jsonl
+from llmsafety.dart import distributed
 from llmsafety.dart.config import DARTConfig
 from llmsafety.dart.eval_sets import EvalSets, build_eval_sets
 from llmsafety.dart.evaluate import evaluate_target
@@ -84,7 +86,11 @@ class RunContext:
         self.config = config.effective()
         self.out = out
         self.progress = progress
-        self._judge = self._embedder = self._eval_sets = self._outcomes = self._eval_judge = None
+        self._judge = self._embedder = self._eval_sets = self._outcomes = self._eval_judge = self._vllm = None
+        if self.config.generation_engine == "vllm" or self.config.red_vllm_mode != "off":
+            from llmsafety.vllm_engine import require_vllm
+
+            require_vllm("generation_engine" if self.config.generation_engine == "vllm" else "red_vllm_mode")
         # Our own bars (phases, generation) say where a run is; the libraries' loading bars are noise.
         import datasets
         import transformers
@@ -137,6 +143,8 @@ class RunContext:
         from llmsafety.models import load_chat_model
 
         cfg = self.config
+        if cfg.generation_engine == "vllm" and which == "target" and not (trainable or fresh_lora):
+            return self._vllm_target(adapter)
         model = load_chat_model(cfg.red_model if which == "red" else cfg.target_model,
                                 device=cfg.device, dtype=cfg.dtype)
         r = cfg.red_lora_r if which == "red" else cfg.target_lora_r
@@ -151,6 +159,18 @@ class RunContext:
             model.model = attach_lora(model.model, r, alpha_multiplier=cfg.lora_alpha_multiplier,
                                       dropout=cfg.lora_dropout, target_modules=cfg.lora_target_modules)
         return model
+
+    def _vllm_target(self, adapter: Path | None):
+        """The frozen Target served by one vLLM engine per process: base model + this adapter."""
+        if self._vllm is None:
+            from llmsafety.vllm_engine import VLLMEngine, resolve_checkpoint
+
+            cfg = self.config
+            self._vllm = VLLMEngine(resolve_checkpoint(cfg.target_model), seed=cfg.seed,
+                                    dtype="bfloat16" if cfg.dtype == "auto" else cfg.dtype,
+                                    gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+                                    max_lora_rank=cfg.target_lora_r)
+        return self._vllm.chat_model(adapter)
 
     def target_adapter(self, t: int) -> Path | None:
         """The Target's adapter after iteration t (None: the untuned model)."""
@@ -197,9 +217,11 @@ def red_phase(ctx: RunContext, t: int) -> dict[str, Any]:
     cfg = ctx.config
     seed = phase_seed(cfg.seed, f"red_{t}")
     set_seed(seed)
-    (ctx.out / f"iter_{t}").mkdir(parents=True, exist_ok=True)
-    if cfg.variant == "refusal_sft":
-        return seed_attack_phase(ctx, t, seed)
+    main = distributed.is_main_process()
+    if main:
+        (ctx.out / f"iter_{t}").mkdir(parents=True, exist_ok=True)
+    if cfg.variant == "refusal_sft":  # nothing to train: the main process does it alone
+        return seed_attack_phase(ctx, t, seed) if main else {}
     red = ctx.load_model("red", ctx.red_adapter(t - 1), fresh_lora=True, trainable=True)
     target = ctx.load_model("target", ctx.target_adapter(t - 1))
     calls = {"n": 0}
@@ -210,19 +232,33 @@ def red_phase(ctx: RunContext, t: int) -> dict[str, Any]:
                         temperature=cfg.target_temperature, batch_size=cfg.batch_size,
                         seed=seed + calls["n"], progress=False)
 
-    scorer = RolloutScorer(reply_fn=reply, judge=ctx.judge, embed_fn=ctx.embed,
-                           archive_embeddings=ctx.archive_embeddings(t), novelty_kind=cfg.novelty_kind,
+    # On N processes the archive is the main process's, sent to all, and grows by every process's
+    # attacks in process order: novelty means the same thing on each of them.
+    archive = distributed.broadcast(ctx.archive_embeddings(t) if main else None)
+    scorer = RolloutScorer(reply_fn=reply, judge=ctx.judge, embed_fn=ctx.embed, gather_fn=distributed.gather_arrays,
+                           archive_embeddings=archive, novelty_kind=cfg.novelty_kind,
                            min_attack_words=cfg.min_attack_words, novelty_mode=cfg.novelty_mode,
                            harm_threshold=cfg.harm_threshold, archive_grows=cfg.novelty_archive == "steps",
                            archive_successful_only=cfg.novelty_successful_only, goal_weight=cfg.goal_weight,
                            goal_min_relevance=cfg.goal_min_relevance)
     dataset = build_red_dataset(load_seed_attacks(split="train"), cfg.red_steps * cfg.red_prompts_per_step,
                                 cfg.red_examples_per_prompt, seed, _category_names())
-    info = run_red_phase(red=red, scorer=scorer, dataset=dataset, config=cfg, output_dir=ctx.out / f"iter_{t}" / "_trainer",
+    trainer_dir = ctx.out / f"iter_{t}" / "_trainer" if main else Path(tempfile.mkdtemp(prefix="llmsafety-red-"))
+    info = run_red_phase(red=red, scorer=scorer, dataset=dataset, config=cfg, output_dir=trainer_dir,
                          seed=seed, callbacks=_tqdm_callback(ctx.progress, f"red {t}"))
+    # Every process's attacks, step by step (within a step in process order), and a check that all
+    # of them scored novelty against the same archive.
+    records = sorted((r for part in distributed.gather(scorer.records) for r in part), key=lambda r: r.step)
+    processes = distributed.gather({"process": distributed.process_index(), "archive_rows": len(scorer.archive_embeddings),
+                                    "archive_start_sha256": distributed.checksum(archive),
+                                    "archive_end_sha256": distributed.checksum(scorer.archive_embeddings)})
+    if len({(p["archive_start_sha256"], p["archive_end_sha256"]) for p in processes}) > 1:
+        raise RuntimeError(f"red_{t}: the processes scored novelty against different archives: {processes}")
+    if not main:
+        return {}
     red.model.save_pretrained(str(ctx.out / f"iter_{t}" / "red_adapter"))
-    return _write_attacks(ctx, t, scorer.records, {
-        "trainer_log": info["log_history"],
+    return _write_attacks(ctx, t, records, {
+        "trainer_log": info["log_history"], "processes": processes,
         "seconds": {"total": info["seconds"], "rollouts": info["rollout_seconds"], **scorer.seconds}})
 
 
@@ -317,6 +353,14 @@ def target_phase(ctx: RunContext, t: int) -> dict[str, Any]:
     rows = list(unique.values())
     attacks = [r.attack for r in rows]
     target = ctx.load_model("target", ctx.target_adapter(t - 1), fresh_lora=(t == 1), trainable=True)
+    if not distributed.is_main_process():
+        # On N processes the main one samples, selects and writes the safe replies (below); the
+        # others only join the data-parallel SFT, on the examples the main process sends them.
+        examples = distributed.broadcast(None)
+        if examples:
+            run_target_sft(target=target, examples=examples, config=cfg,
+                           output_dir=Path(tempfile.mkdtemp(prefix="llmsafety-sft-")), seed=seed)
+        return {}
 
     # (a) how uncertain is each verdict: K-1 more sampled replies, judged (harm: [n_attacks, K])
     t0 = time.perf_counter()
@@ -365,6 +409,7 @@ def target_phase(ctx: RunContext, t: int) -> dict[str, Any]:
 
     # (d) LoRA SFT of the Target on both
     examples = sft_examples(selected, safe) + sft_examples([benign[i] for i in keep], [benign_replies[i] for i in keep])
+    examples = distributed.broadcast(examples)
     info = {"losses": [], "seconds": 0.0}
     if examples:
         info = run_target_sft(target=target, examples=examples, config=cfg, output_dir=it_dir / "_trainer", seed=seed)
@@ -389,6 +434,8 @@ def eval_phase(ctx: RunContext, t: int) -> dict[str, Any]:
     from transformers import set_seed
 
     cfg = ctx.config
+    if not distributed.is_main_process():  # ~150 greedy replies: the main process alone, the others wait
+        return {}
     seed = phase_seed(cfg.seed, f"eval_{t}")
     set_seed(seed)
     prompted = cfg.variant == "system_prompt" and t > 0

@@ -40,7 +40,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from llmsafety._io import DamagedFileError, read_json, read_jsonl
-from llmsafety.dart import manifest
+from llmsafety.dart import distributed, manifest
 from llmsafety.dart.config import LEGACY_DEFAULTS, DARTConfig
 from llmsafety.dart.evaluate import summarize
 from llmsafety.dart.iteration import PHASES, RunContext, write_json_numpy, write_jsonl_numpy
@@ -146,16 +146,23 @@ def checked_state(out: Path, config: DARTConfig) -> tuple[manifest.RunState, man
     return state, manifest.check_run(out, state, phase_names(config))
 
 
-def load_result(output_dir: str | Path) -> DARTResult:
+def load_result(output_dir: str | Path, *, compact: bool = False) -> DARTResult:
     """The run in ``output_dir`` as far as it got.
 
     Every finished phase's files are checked first (against its manifest; runs without manifests:
     parsed and cross-checked). A damaged run raises an error naming the file, the phase that wrote
     it and the command that redoes it: it never yields numbers.
+
+    ``compact``: ``output_dir`` is a compact copy of a run (what the benchmarks commit: every JSON
+    and JSONL file, no adapters, embeddings or trainer folders). The files it holds are checked
+    against the manifests as usual; only the absence of those left out is accepted.
     """
     out = Path(output_dir)
     config = load_run_config(out)
     state, check = checked_state(out, config)
+    if compact and not check.ok:
+        check = manifest.check_run(out, state, phase_names(config), every_phase=True)
+        check.damage = [d for d in check.damage if not (d.problem == "missing" and _left_out_of_compact_copy(d.path))]
     if not check.ok:
         raise manifest.RunDamagedError(out, check)
     result = DARTResult(out, config, list(state.completed))
@@ -173,6 +180,11 @@ def load_result(output_dir: str | Path) -> DARTResult:
             it["selection"] = _read_jsonl(out / f"iter_{t}" / "selection.jsonl")
             it["target_log"] = _read_json(out / f"iter_{t}" / "target_log.json")
     return result
+
+
+def _left_out_of_compact_copy(relpath: str) -> bool:
+    """What a compact copy of a run leaves out: adapters, embedding arrays, trainer folders."""
+    return "adapter" in relpath or relpath.endswith(".npy") or relpath.startswith("_") or "/_" in relpath
 
 
 # ============================================================================ the run
@@ -254,20 +266,26 @@ def run_dart(
     if not isinstance(config, DARTConfig):
         raise TypeError(f"config must be a DARTConfig, got {type(config).__name__}")
     config.validate()
-    out = Path(output_dir)
-    _check_output_dir(out, config, resume)
-    out.mkdir(parents=True, exist_ok=True)
-    if not (out / "config.json").exists():
-        config.save(out / "config.json")
-    state = _usable_state(out, config)
     phases = phase_names(config)
+    if stop_after is not None and stop_after not in phases:  # before anything is written
+        raise ValueError(f"stop_after={stop_after!r} is not a phase of this run; its phases: {', '.join(phases)}")
+    out = Path(output_dir)
+    main = distributed.is_main_process()  # launched on N processes: only the main one writes files
+    if main:
+        _check_output_dir(out, config, resume)
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / "config.json").exists():
+            config.save(out / "config.json")
+        state = _usable_state(out, config)
+    distributed.barrier()
+    if not main:  # the main process has checked (and, if damaged, repaired) the state: read it
+        state = checked_state(out, config)[0]
     if stop_after is not None:
-        if stop_after not in phases:
-            raise ValueError(f"stop_after={stop_after!r} is not a phase of this run; its phases: {', '.join(phases)}")
         phases = phases[: phases.index(stop_after) + 1]
     todo = phases[len(state.completed):]  # the finished phases are a checked prefix
-    if todo:
+    if todo and main:
         _check_writable(out)
+    progress = progress and main
     context = RunContext(config, out, progress)
     from tqdm.auto import tqdm
 
@@ -285,18 +303,22 @@ def run_dart(
                 print(f"DART: phase {phase} stopped ({type(err).__name__}) before it finished: none of its "
                       f"files count, resume redoes it from its start", file=sys.stderr)
                 raise
-            # The marker comes last, with the manifest of the files the phase wrote, in one atomic
-            # write: a phase is finished with its manifest, or not finished.
-            files = manifest.record_phase(out, phase)
-            state = manifest.RunState(state.completed + [phase], {**state.manifests, phase: files}, config.to_dict())
-            manifest.write_state(out, state)
+            distributed.barrier()  # every process's part of the phase is done (and its files written)
+            if main:
+                # The marker comes last, with the manifest of the files the phase wrote, in one atomic
+                # write: a phase is finished with its manifest, or not finished.
+                files = manifest.record_phase(out, phase)
+                state = manifest.RunState(state.completed + [phase], {**state.manifests, phase: files},
+                                          config.to_dict())
+                manifest.write_state(out, state)
+                bar.update(1)
+                result = load_result(out)
+                _write_json(out / "metrics.json", result.metrics().to_dict(orient="records"))
+                if on_phase_end is not None:
+                    on_phase_end(phase, result)
             done_now += 1
-            bar.update(1)
-            result = load_result(out)
-            _write_json(out / "metrics.json", result.metrics().to_dict(orient="records"))
-            if on_phase_end is not None:
-                on_phase_end(phase, result)
             release_memory()
+            distributed.barrier()  # no process starts the next phase before the marker is written
     bar.close()
     return load_result(out)
 

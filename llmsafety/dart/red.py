@@ -141,10 +141,17 @@ def run_red_phase(
     from llmsafety.dart.rewards import reward_functions
 
     reward_funcs, reward_weights = reward_functions(scorer, config)
+    # TRL's vLLM rollouts when asked for (GPU users; see red_vllm_mode): same trainer, faster sampling
+    vllm_args = {} if config.red_vllm_mode == "off" else dict(
+        use_vllm=True, vllm_mode=config.red_vllm_mode, vllm_gpu_memory_utilization=config.vllm_gpu_memory_utilization,
+        **({"vllm_server_base_url": config.vllm_server_url} if config.red_vllm_mode == "server" else {}))
+    from llmsafety.dart.distributed import per_process_batch
+
     per_step = config.red_prompts_per_step * config.red_generations
     args = GRPOConfig(
         max_steps=config.red_steps,
-        per_device_train_batch_size=per_step,  # counts completions, not prompts
+        # counts completions, not prompts; on N processes each samples 1/N of the step's attacks
+        per_device_train_batch_size=per_process_batch(per_step, "red_prompts_per_step x red_generations"),
         num_generations=config.red_generations,
         max_completion_length=config.red_max_new_tokens,
         temperature=config.red_temperature,
@@ -157,6 +164,7 @@ def run_red_phase(
         reward_weights=reward_weights,
         scale_rewards=config.red_scale_rewards,
         log_completions=False,
+        **vllm_args,
         **small_run_args(red, output_dir, seed, config.gradient_checkpointing),
     )
     trainer = _timed_trainer_class()(

@@ -95,6 +95,9 @@ class RolloutScorer:
     archive_successful_only: bool = False
     goal_weight: float = 0.0
     goal_min_relevance: float = 0.3
+    gather_fn: Callable[[np.ndarray], np.ndarray] | None = None
+    """On N processes: a batch's embeddings -> every process's, in process order (the archive grows
+    by the whole step). None: one process."""
     records: list[AttackRecord] = field(default_factory=list)
     """Every attack scored so far, in the order TRL sampled them."""
     seconds: dict[str, float] = field(default_factory=lambda: {"target_replies": 0.0, "judging": 0.0, "novelty": 0.0})
@@ -146,8 +149,11 @@ class RolloutScorer:
         if self.archive_grows:
             keep = [k for k, r in enumerate(batch) if r.attack and (
                 not self.archive_successful_only or (r.harm is not None and r.harm >= self.harm_threshold))]
-            if keep:
-                self.archive_embeddings = np.concatenate([self.archive_embeddings, embeddings[keep]])
+            grown = embeddings[keep] if keep else embeddings[:0]
+            if self.gather_fn is not None:  # a collective: every process calls it, even with nothing to add
+                grown = self.gather_fn(grown)
+            if len(grown):
+                self.archive_embeddings = np.concatenate([self.archive_embeddings, grown])
         return batch
 
     def _score_goals(self, batch: list[AttackRecord], embeddings: np.ndarray, goals: list[str]) -> None:

@@ -71,11 +71,13 @@ def run_target_sft(
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    from llmsafety.dart.distributed import per_process_batch
     from llmsafety.dart.red import small_run_args
 
     args = SFTConfig(
         num_train_epochs=config.target_epochs,
-        per_device_train_batch_size=config.target_sft_batch_size,
+        # the same global batch on N processes as on one
+        per_device_train_batch_size=per_process_batch(config.target_sft_batch_size, "target_sft_batch_size"),
         learning_rate=config.target_learning_rate,
         lr_scheduler_type=config.target_lr_scheduler,
         max_length=config.target_sft_max_length,
