@@ -177,7 +177,9 @@ def main() -> None:
     text = [
         f"# DART effectiveness ({args.preset} preset)", "",
         f"Seeds {seeds}; {n_eval} held-out harmful prompts and {base[0].get('n_benign', 0)} benign prompts per "
-        f"evaluation; overrides {overrides or 'none'}; wall time {elapsed / 60:.1f} min.", "",
+        f"evaluation; " + (f"recomputed from the compact raw outputs in {out_dir / 'runs'} (each run's settings: "
+                           "its config.json)." if args.recompute
+                           else f"overrides {overrides or 'none'}; wall time {elapsed / 60:.1f} min."), "",
         "Judge numbers (not yet checked against human labels). Rates: the evaluation judge's outcomes on the "
         "labelled-harmful held-out hh prompts (the headline set); CIs: two-way bootstrap over seeds and prompts; "
         "risk removed and differences paired over prompts.", "",
