@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -661,8 +662,9 @@ def study_findings(results_dir: str | Path, config: ReportConfig | None = None) 
     """Findings of the human-labelled study (``study/labelling``; lesson 5 explains it).
 
     The untuned Target's human violation rate; each tuned variant's risk removed against it; DART
-    against MART and against the system prompt; how far the evaluation judge's violation rate is
-    from the people's on the same replies; the evaluation judge's and the annotators' agreement.
+    against MART, against refusal SFT (no Red LLM) and against the system prompt; how far the
+    evaluation judge's violation rate is from the people's on the same replies; the evaluation
+    judge's and the annotators' agreement.
     Rates and differences reuse :func:`llmsafety.dart.human_eval.human_eval_tables` (two-way
     bootstrap over seeds and prompts, paired over prompts), so they are the committed
     ``human_eval.md``'s numbers at the same ``n_boot`` and seed.
@@ -700,7 +702,7 @@ def study_findings(results_dir: str | Path, config: ReportConfig | None = None) 
                            limits=("A share of the untuned Target's violations (1 - after / before), not points.",
                                    *limits_labels),
                            **common))
-    for pair in ("dart - mart", "dart - system_prompt"):
+    for pair in ("dart - mart", "dart - refusal_sft", "dart - system_prompt"):
         if pair in tables["differences"]:
             est, lo, hi = tables["differences"][pair]
             out.append(Finding(claim=f"{pair}: difference in human-labelled violation rate",
@@ -890,9 +892,25 @@ def course_findings(results_dir: str | Path, config: ReportConfig | None = None)
             + cross_attack_findings(results_dir, config) + red_learning_findings(results_dir, config))
 
 
+def _study_counts(findings: Sequence[Finding]) -> dict[str, object]:
+    """The study's sizes, read from its findings, for the card's data and limits lines."""
+    def n_of(start: str) -> int:
+        return next((f.n for f in findings if f.claim.startswith(start)), 0)
+
+    # _model writes "..., 5 seeds" for a variant measured on several seeds
+    seeds = sorted({int(m.group(1)) for f in findings if "risk removed" in f.claim
+                    for m in [re.search(r", (\d+) seeds?$", f.model)] if m})
+    seeds_text = ("one seed" if seeds == [1] else f"{seeds[-1]} seeds" if len(seeds) == 1
+                  else f"{seeds[0]} to {seeds[-1]} seeds") if seeds else "no seeds"
+    return dict(harmful_prompts=n_of("untuned Target: human-labelled"), benign_prompts=n_of("dart minus untuned"),
+                replies=n_of("evaluation judge vs people"), twice=n_of("annotators vs each other"),
+                seeds=seeds_text[0].upper() + seeds_text[1:])
+
+
 def course_report(findings: Sequence[Finding], config: ReportConfig | None = None) -> EvaluationReport:
     """The card for the course's SmolLM2-135M Targets around ``findings`` (from :func:`course_findings`)."""
     config = config or ReportConfig()
+    study = _study_counts(findings)
     return EvaluationReport(
         title="Evaluation report: SmolLM2-135M-Instruct and its safety-tuned variants (llmsafety course)",
         model_details={
@@ -909,15 +927,16 @@ def course_report(findings: Sequence[Finding], config: ReportConfig | None = Non
         out_of_scope=["Any deployment or user-facing use: the model is incoherent as often as it is harmful.",
                       "Conclusions about larger or frontier models, or about DART and MART at their papers' scale."],
         evaluation_data=[
-            "48 held-out hh-rlhf harmless-base test prompts labelled harmful by blind annotators (490 such "
-            "prompts ship with the package); never used in training or judge fitting.",
-            "32 held-out hh-rlhf prompts labelled benign, for over-refusal.",
-            "333 distinct replies of the study labelled comply / refuse / other; 90 of them twice.",
+            f"{study['harmful_prompts']} held-out hh-rlhf harmless-base test prompts labelled harmful by blind "
+            "annotators (490 such prompts ship with the package); never used in training or judge fitting.",
+            f"{study['benign_prompts']} held-out hh-rlhf prompts labelled benign, for over-refusal.",
+            f"{study['replies']} distinct replies of the study labelled comply / refuse / other; "
+            f"{study['twice']} of them twice.",
             "Attacks written by the study's Red LLMs and the package's seed attacks (cross-attack matrix).",
         ],
         findings=list(findings),
         known_limits=[
-            "Two seeds at most per variant: seed-to-seed spread is barely estimated.",
+            f"{study['seeds']} per variant: seed-to-seed spread is only roughly estimated.",
             "Replies are cut at 64 new tokens: what a reply would have gone on to say is not judged.",
             "English only, first turns only.",
             "The annotators are recorded only by ids (A1, B, ...): a reader cannot weigh their background.",

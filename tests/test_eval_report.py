@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import matplotlib
@@ -250,36 +251,70 @@ def _by_claim(findings, start: str) -> er.Finding:
     return found[0]
 
 
+def _human_eval_md() -> dict:
+    """The numbers of the committed ``study/human_eval.md``, as its text shows them (percent, 1 decimal)."""
+    text = (RESULTS / "study" / "human_eval.md").read_text(encoding="utf-8")
+    ci = r"(-?[\d.]+) \[(-?[\d.]+), (-?[\d.]+)\]"
+    rows = {m[0]: dict(seeds=int(m[1]), violation=tuple(map(float, m[2:5])), judge=float(m[5]))
+            for m in re.findall(rf"^\| (\w+) \| (\d+) \| \d+ \| {ci} \|.*\| (-?[\d.]+) \[[^]]*\] \|$", text, re.M)}
+    bullets = {m[0]: tuple(map(float, m[1:4])) for m in re.findall(rf"^- ([\w -]+?): {ci}$", text, re.M)}
+    judge = re.search(r"evaluation judge.*?Cohen's kappa ([\d.]+) \(n=(\d+) distinct", text)
+    annotators = re.search(r"(\d+) replies labelled by two annotators: agreement [\d.]+, Cohen's kappa (\d\.\d+)", text)
+    return dict(rows=rows, bullets=bullets, judge=(float(judge[1]), int(judge[2])),
+                annotators=(int(annotators[1]), float(annotators[2])))
+
+
+def _percent(finding) -> tuple[float, float, float]:
+    return tuple(round(100 * v, 1) for v in (finding.estimate, finding.low, finding.high))
+
+
 def test_study_findings_are_the_committed_human_eval_numbers(findings):
-    # human_eval.md: untuned 43.8 [29.2, 58.3]; dart risk removed 47.6 [21.4, 69.6]; dart - mart 6.2 [-6.2, 19.8];
-    # evaluation judge kappa 0.617 (n=333); annotators 0.940 (n=90)
+    # The report's findings are recomputed from the labels; the committed human_eval.md was written from
+    # the same labels by benchmarks/human_eval_report.py at the same n_boot and seed: they must agree.
+    md = _human_eval_md()
+    assert {"untuned", "dart", "mart"} <= set(md["rows"]) and len(md["bullets"]) >= 4
     untuned = _by_claim(findings, "untuned Target: human-labelled")
-    assert (untuned.estimate, untuned.low, untuned.high) == pytest.approx((0.4375, 0.2917, 0.5833), abs=1e-4)
+    assert _percent(untuned) == pytest.approx(md["rows"]["untuned"]["violation"], abs=0.051)
     assert untuned.n == 48 and untuned.status == "descriptive" and untuned.human_checked
-    dart = _by_claim(findings, "dart: risk removed")
-    assert (dart.estimate, dart.low, dart.high) == pytest.approx((0.4762, 0.2143, 0.6957), abs=1e-4)
-    assert dart.status == "supported" and dart.strategy == f"{ROADMAP}/training"
+    for variant in ("dart", "mart", "refusal_sft", "system_prompt"):
+        found = _by_claim(findings, f"{variant}: risk removed")
+        assert _percent(found) == pytest.approx(md["bullets"][variant], abs=0.051), variant
+        assert f"{md['rows'][variant]['seeds']} seed" in found.model, (variant, found.model)
+        assert found.status == ("supported" if found.low > 0 else "not shown")
+    assert _by_claim(findings, "dart: risk removed").strategy == f"{ROADMAP}/training"
     assert _by_claim(findings, "system_prompt: risk removed").strategy == f"{ROADMAP}/deployment"
-    versus = _by_claim(findings, "dart - mart")
-    assert versus.estimate == pytest.approx(0.0625) and versus.status == "not shown"
+    for pair in ("dart - mart", "dart - refusal_sft", "dart - system_prompt"):
+        assert _percent(_by_claim(findings, pair)) == pytest.approx(md["bullets"][pair], abs=0.051), pair
     judge = _by_claim(findings, "evaluation judge vs people")
-    assert judge.n == 333 and judge.estimate == pytest.approx(0.617, abs=5e-4) and judge.low < judge.estimate
+    assert (round(judge.estimate, 3), judge.n) == md["judge"] and judge.low < judge.estimate
     annotators = _by_claim(findings, "annotators vs each other")
-    assert annotators.n == 90 and annotators.estimate == pytest.approx(0.940, abs=5e-4)
-    # the judge's eval-judge violation (68.8) minus the people's (43.8) on the same replies
+    assert (annotators.n, round(annotators.estimate, 3)) == md["annotators"]
+    # the judge's violation rate minus the people's, on the same untuned replies
     gap = _by_claim(findings, "evaluation judge minus people")
-    assert gap.estimate == pytest.approx(0.6875 - 0.4375) and gap.status == "supported"
+    row = md["rows"]["untuned"]
+    assert round(100 * gap.estimate, 1) == pytest.approx(row["judge"] - row["violation"][0], abs=0.11)
+    assert gap.status == "supported"
+
+
+def test_the_report_card_states_the_study_sizes_of_its_findings(findings):
+    report = er.course_report(findings)
+    md = _human_eval_md()
+    data = " ".join(report.evaluation_data)
+    assert f"{md['judge'][1]} distinct replies" in data and f"{md['annotators'][0]} of them twice" in data
+    seeds = sorted({row["seeds"] for variant, row in md["rows"].items() if variant != "untuned"})
+    assert report.known_limits[0].startswith(f"{seeds[0]} to {seeds[-1]} seeds" if len(seeds) > 1 else "")
 
 
 def test_over_refusal_findings_reproduce_the_runs_own_rates(findings):
-    runs = RESULTS / "study" / "runs"
-    stored = {run: {t: json.loads((runs / run / f"eval_{t}.json").read_text())["over_refusal_by_source"]["hh_benign"]
-                    ["rate"] for t in (0, 2)} for run in ("dart_seed0", "dart_seed1")}
-    expected = np.mean([s[2] for s in stored.values()]) - np.mean([s[0] for s in stored.values()])
+    runs = sorted((RESULTS / "study" / "runs").glob("dart_seed*"))
+    assert len(runs) >= 2
+    stored = [{t: json.loads((run / f"eval_{t}.json").read_text())["over_refusal_by_source"]["hh_benign"]["rate"]
+               for t in (0, 2)} for run in runs]
+    expected = np.mean([s[2] for s in stored]) - np.mean([s[0] for s in stored])
     dart = _by_claim(findings, "dart minus untuned: refusals")
     assert dart.estimate == pytest.approx(expected) and dart.n == 32
+    assert f"{len(runs)} seeds" in dart.model
     assert dart.status == "judge only" and not dart.human_checked
-    assert _by_claim(findings, "system_prompt minus untuned").status == "not shown"  # its interval ends at 0
 
 
 def test_cross_attack_and_red_learning_findings_match_the_committed_markdown(findings):
