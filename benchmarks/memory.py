@@ -1,6 +1,7 @@
 """Memory of DART runs: peak RSS per phase, and RSS after each of several runs in one process.
 
-    python benchmarks/memory.py [--runs 5] [--quick] [--out runs/bench_memory] [--json]
+    python benchmarks/memory.py [--runs 5] [--quick] [--set red_micro_batch=4] [--stop-after red_1]
+                                [--out runs/bench_memory] [--json]
 
 Runs the ``tiny`` preset (``--quick``: the sizes of lesson 05's quick mode, for a leak check in
 minutes) ``--runs`` times in this one Python process, each from scratch into its own folder, as a
@@ -59,6 +60,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="lesson 05's quick sizes instead of the tiny preset")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a DARTConfig field (JSON value), e.g. red_micro_batch=4; repeatable")
+    parser.add_argument("--stop-after", default=None, metavar="PHASE",
+                        help="end each run after this phase (e.g. red_1): the peak of the phases before it")
     parser.add_argument("--out", default="runs/bench_memory")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args()
@@ -70,7 +75,16 @@ def main() -> None:
     say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
     start_rss = rss_bytes()
     sampler = PeakSampler()
-    config = DARTConfig.preset("tiny", **(QUICK_SIZES if args.quick else {}))
+    overrides = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item!r}: write FIELD=VALUE, e.g. red_micro_batch=4")
+        try:
+            overrides[name] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[name] = value  # a bare string, e.g. a model id
+    config = DARTConfig.preset("tiny", **{**(QUICK_SIZES if args.quick else {}), **overrides})
     runs = []
     for i in range(1, args.runs + 1):
         out = Path(args.out) / f"run{i}"
@@ -82,14 +96,15 @@ def main() -> None:
         def record_peak(phase, result, peaks=phase_peaks):
             peaks[phase] = round(sampler.take() / gib, 2)
 
-        run_dart(config, out, progress=False, on_phase_end=record_peak)
+        run_dart(config, out, progress=False, on_phase_end=record_peak, stop_after=args.stop_after)
         runs.append({"run": i, "seconds": round(time.perf_counter() - t, 1), "peak_rss_gib": phase_peaks,
                      "rss_after_gib": round(rss_bytes() / gib, 2)})
         say(f"run {i}: {runs[-1]['seconds']} s, RSS after {runs[-1]['rss_after_gib']} GiB, "
             f"peak per phase {phase_peaks}")
     sampler.stop()
     growth_mb = (runs[-1]["rss_after_gib"] - runs[0]["rss_after_gib"]) * 1024
-    result = {"preset": "tiny" + (" (lesson 05 quick sizes)" if args.quick else ""), "runs": runs,
+    result = {"preset": "tiny" + (" (lesson 05 quick sizes)" if args.quick else ""), "overrides": overrides,
+              "stop_after": args.stop_after, "runs": runs,
               "rss_before_gib": round(start_rss / gib, 2),
               "peak_rss_gib": max(max(r["peak_rss_gib"].values()) for r in runs),
               f"rss_growth_run1_to_run{args.runs}_mb": round(growth_mb)}

@@ -414,3 +414,71 @@ def test_runs_saved_before_a_field_existed_load_with_what_they_ran():
         del old[name]
     assert DARTConfig.from_dict(old, saved_run=True).red_kl_reference == "previous"
     assert DARTConfig.from_dict(old).red_kl_reference == "initial"  # a hand-written config gets today's default
+
+
+@pytest.mark.slow
+def test_red_micro_batches_learn_what_one_pass_learns(tmp_path):
+    """red_micro_batch splits the GRPO update, not the step: same attacks, same rewards, the same new adapter."""
+    import torch
+
+    from llmsafety.dart.red import attach_lora, build_red_dataset, run_red_phase
+    from llmsafety.data import load_seed_attacks
+    from llmsafety.models import load_chat_model
+
+    def harm_by_length(prompts, replies):  # a judge with spread, so the group advantages are not all 0
+        return _Result([min(len(p.split()) / 20, 1.0) for p in prompts])
+
+    def one_step(micro_batch: int):
+        config = DARTConfig(red_steps=1, red_prompts_per_step=2, red_generations=4, red_max_new_tokens=12,
+                            red_micro_batch=micro_batch, red_kl_beta=0.0)
+        torch.manual_seed(0)
+        red = load_chat_model(config.red_model)
+        red.model = attach_lora(red.model, config.red_lora_r)
+        scorer = RolloutScorer(reply_fn=lambda attacks: ["Sure."] * len(attacks), judge=harm_by_length,
+                               embed_fn=lambda texts: np.ones((len(texts), 2)) / np.sqrt(2),
+                               archive_embeddings=np.zeros((0, 2)))
+        dataset = build_red_dataset(load_seed_attacks(split="train"), 2, 2, 0)
+        info = run_red_phase(red=red, scorer=scorer, dataset=dataset, config=config,
+                             output_dir=tmp_path / f"micro{micro_batch}", seed=0)
+        lora = {n: p.detach().clone() for n, p in red.model.named_parameters() if "lora_B" in n}
+        return [r.attack for r in scorer.records], info["log_history"], lora
+
+    attacks, logs, lora = one_step(0)
+    split_attacks, split_logs, split_lora = one_step(2)   # 8 attacks, 4 slices of 2
+    assert split_attacks == attacks and len(attacks) == 8
+    assert split_logs[0]["reward"] == pytest.approx(logs[0]["reward"])
+    assert any(p.abs().max() > 0 for p in lora.values())  # the step did learn (lora_B starts at 0)
+    # Adam's first step moves each weight by about lr x sign(gradient), so one pass and the accumulated slices
+    # agree except where a gradient is ~0 and float summation order flips its sign
+    one_pass = torch.cat([p.flatten() for p in lora.values()])
+    sliced = torch.cat([split_lora[name].flatten() for name in lora])
+    same_sign = (torch.sign(one_pass) == torch.sign(sliced)).float().mean().item()
+    cosine = torch.nn.functional.cosine_similarity(one_pass, sliced, dim=0).item()
+    assert same_sign > 0.99 and cosine > 0.98, (same_sign, cosine)
+    with pytest.raises(ValueError, match="red_micro_batch=3: must be 0 or divide"):
+        DARTConfig(red_prompts_per_step=2, red_generations=4, red_micro_batch=3)
+
+
+@pytest.mark.slow
+def test_red_reward_greedy_judges_the_targets_greedy_reply(tmp_path):
+    """red_reward_greedy: the replies the reward judges are the Target's greedy ones (the evaluation's)."""
+    from llmsafety.dart.iteration import RunContext, red_phase
+    from llmsafety.models import generate
+
+    def replies(greedy: bool) -> tuple[list[str], list[str]]:
+        # refusal_sft's red phase answers seed attacks without training a Red model: the reply path alone
+        config = DARTConfig(variant="refusal_sft", red_steps=1, red_prompts_per_step=2, red_generations=2,
+                            target_max_new_tokens=8, red_reward_greedy=greedy)
+        out = tmp_path / f"greedy_{greedy}"
+        ctx = RunContext(config, out, progress=False)
+        red_phase(ctx, 1)
+        records = [json.loads(line) for line in (out / "iter_1" / "attacks.jsonl").read_text().splitlines()]
+        return [r["attack"] for r in records], [r["reply"] for r in records], ctx
+
+    attacks, greedy_replies, ctx = replies(True)
+    target = ctx.load_model("target", None)
+    assert greedy_replies == generate(target, attacks, max_new_tokens=8, temperature=0, progress=False)
+    sampled_attacks, sampled_replies, _ = replies(False)
+    assert sampled_attacks == attacks and sampled_replies != greedy_replies  # the flag is what changed them
+    with pytest.raises(ValueError, match="red_reward_greedy='yes': must be true or false"):
+        DARTConfig(red_reward_greedy="yes")

@@ -91,6 +91,10 @@ class DARTConfig:
         "Seed attacks of one category shown in each red instruction (few-shot).")})
     gradient_checkpointing: bool = field(default=False, metadata={"help": (
         "Recompute activations in the backward pass of both phases: less memory, slower; off for small models.")})
+    red_micro_batch: int = field(default=0, metadata={"help": (
+        "Attacks per forward/backward pass of a GRPO update; the step still samples, scores and learns from all "
+        "red_prompts_per_step x red_generations of them, by gradient accumulation. 0: all in one pass (fastest). "
+        "Smaller: less peak memory (the update's activations over the long red instruction dominate it).")})
 
     # --- reward --------------------------------------------------------------------------------
     diversity_weight: float = field(default=0.5, metadata={"help": (
@@ -124,6 +128,10 @@ class DARTConfig:
         "(harm alone; an off-topic attack the judge scores harmful still pays), 1 = an off-goal attack earns 0.")})
     goal_min_relevance: float = field(default=0.3, metadata={"help": (
         "MiniLM cosine above which an attack counts as on its goal (and a reply as on the attack).")})
+    red_reward_greedy: bool = field(default=False, metadata={"help": (
+        "The Target answers each attack greedily for the Red reward (as the evaluation does) instead of sampling "
+        "at target_temperature: success is then a property of the attack, not of the Target's draw "
+        "(benchmarks/reward_noise.py measures how much of a sampled reward is the draw).")})
 
     # --- target phase (active learning + LoRA SFT with TRL's SFTTrainer) ------------------------
     selector: str = field(default="uncertainty", metadata={"help": (
@@ -208,6 +216,9 @@ class DARTConfig:
                               ("red_vllm_mode", RED_VLLM_MODES)):
             if getattr(self, name) not in allowed:
                 raise bad(name, f"must be one of {', '.join(allowed)}")
+        for f in dataclasses.fields(self):
+            if f.type == "bool" and not isinstance(getattr(self, f.name), bool):
+                raise bad(f.name, "must be true or false")
         positive_ints = ("iterations", "red_steps", "red_prompts_per_step", "red_max_new_tokens",
                          "red_lora_r", "red_examples_per_prompt", "selection_budget", "uncertainty_samples",
                          "target_max_new_tokens", "target_epochs", "target_lora_r", "eval_max_new_tokens",
@@ -219,6 +230,11 @@ class DARTConfig:
                 raise bad(name, "must be an integer >= 1")
         if not isinstance(self.red_generations, int) or self.red_generations < 2:
             raise bad("red_generations", "must be an integer >= 2 (GRPO compares attacks within a group)")
+        per_step = self.red_prompts_per_step * self.red_generations
+        if not isinstance(self.red_micro_batch, int) or isinstance(self.red_micro_batch, bool) or \
+                self.red_micro_batch < 0 or (self.red_micro_batch and per_step % self.red_micro_batch):
+            raise bad("red_micro_batch", f"must be 0 or divide red_prompts_per_step x red_generations ({per_step}): "
+                      f"try {', '.join(str(d) for d in range(1, per_step + 1) if per_step % d == 0)}")
         for name in ("benign_mix", "eval_hh_prompts", "eval_hh_benign_prompts", "eval_seed_prompts", "eval_benign_prompts", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:

@@ -227,9 +227,9 @@ def red_phase(ctx: RunContext, t: int) -> dict[str, Any]:
     calls = {"n": 0}
 
     def reply(attacks: list[str]) -> list[str]:
-        calls["n"] += 1  # a fresh seed per batch: the Target's replies are sampled
+        calls["n"] += 1  # a fresh seed per batch: the Target's replies are sampled (unless red_reward_greedy)
         return generate(target, attacks, max_new_tokens=cfg.target_max_new_tokens,
-                        temperature=cfg.target_temperature, batch_size=cfg.batch_size,
+                        temperature=0 if cfg.red_reward_greedy else cfg.target_temperature, batch_size=cfg.batch_size,
                         seed=seed + calls["n"], progress=False)
 
     # On N processes the archive is the main process's, sent to all, and grows by every process's
@@ -283,7 +283,8 @@ def seed_attack_phase(ctx: RunContext, t: int, seed: int) -> dict[str, Any]:
     records = [AttackRecord(attack=a, category=c) for a, c in zip(picked["prompt"], picked["taxonomy_id"])]
     attacks = [r.attack for r in records]
     replies = generate(target, attacks, max_new_tokens=cfg.target_max_new_tokens,
-                       temperature=cfg.target_temperature, batch_size=cfg.batch_size, seed=seed, progress=False)
+                       temperature=0 if cfg.red_reward_greedy else cfg.target_temperature, batch_size=cfg.batch_size,
+                       seed=seed, progress=False)
     scores = ctx.judge(attacks, replies).scores
     embeddings = ctx.embed(attacks).astype(np.float32)
     novelty = global_novelty(embeddings, ctx.archive_embeddings(t), kind=cfg.novelty_kind)

@@ -148,10 +148,17 @@ def run_red_phase(
     from llmsafety.dart.distributed import per_process_batch
 
     per_step = config.red_prompts_per_step * config.red_generations
+    # counts completions, not prompts; on N processes each samples 1/N of the step's attacks
+    process_batch = per_process_batch(per_step, "red_prompts_per_step x red_generations")
+    # red_micro_batch: the update runs over slices of the step's attacks and accumulates their gradients;
+    # TRL still generates and scores the whole step at once (generation_batch_size = micro x accumulation)
+    micro = config.red_micro_batch or process_batch
+    if process_batch % micro:
+        raise ValueError(f"DARTConfig.red_micro_batch={config.red_micro_batch} must divide the {process_batch} attacks "
+                         "each process trains on per step (red_prompts_per_step x red_generations / processes)")
     args = GRPOConfig(
         max_steps=config.red_steps,
-        # counts completions, not prompts; on N processes each samples 1/N of the step's attacks
-        per_device_train_batch_size=per_process_batch(per_step, "red_prompts_per_step x red_generations"),
+        per_device_train_batch_size=micro,
         num_generations=config.red_generations,
         max_completion_length=config.red_max_new_tokens,
         temperature=config.red_temperature,
@@ -165,7 +172,8 @@ def run_red_phase(
         scale_rewards=config.red_scale_rewards,
         log_completions=False,
         **vllm_args,
-        **small_run_args(red, output_dir, seed, config.gradient_checkpointing),
+        **{**small_run_args(red, output_dir, seed, config.gradient_checkpointing),
+           "gradient_accumulation_steps": process_batch // micro},
     )
     trainer = _timed_trainer_class()(
         model=red.model,
