@@ -455,8 +455,15 @@ def test_red_micro_batches_learn_what_one_pass_learns(tmp_path):
     same_sign = (torch.sign(one_pass) == torch.sign(sliced)).float().mean().item()
     cosine = torch.nn.functional.cosine_similarity(one_pass, sliced, dim=0).item()
     assert same_sign > 0.99 and cosine > 0.98, (same_sign, cosine)
-    with pytest.raises(ValueError, match="red_micro_batch=3: must be 0 or divide"):
-        DARTConfig(red_prompts_per_step=2, red_generations=4, red_micro_batch=3)
+    with pytest.raises(ValueError, match="red_micro_batch=-1: must be an integer >= 0"):
+        DARTConfig(red_micro_batch=-1)
+
+
+def test_red_micro_batches_tile_the_step():
+    from llmsafety.dart.red import micro_batch_size
+
+    assert [micro_batch_size(16, m) for m in (0, 1, 3, 4, 5, 16, 64)] == [16, 1, 2, 4, 4, 16, 16]
+    assert micro_batch_size(6, 4) == 3 and micro_batch_size(7, 4) == 1
 
 
 @pytest.mark.slow

@@ -28,6 +28,7 @@ KL_REFERENCES = ("initial", "previous")
 #: not claim the new default (a saved run then says what it really ran with).
 LEGACY_DEFAULTS: dict[str, Any] = {
     "red_kl_reference": "previous",
+    "red_micro_batch": 0,
 }
 
 
@@ -91,10 +92,12 @@ class DARTConfig:
         "Seed attacks of one category shown in each red instruction (few-shot).")})
     gradient_checkpointing: bool = field(default=False, metadata={"help": (
         "Recompute activations in the backward pass of both phases: less memory, slower; off for small models.")})
-    red_micro_batch: int = field(default=0, metadata={"help": (
-        "Attacks per forward/backward pass of a GRPO update; the step still samples, scores and learns from all "
-        "red_prompts_per_step x red_generations of them, by gradient accumulation. 0: all in one pass (fastest). "
-        "Smaller: less peak memory (the update's activations over the long red instruction dominate it).")})
+    red_micro_batch: int = field(default=4, metadata={"help": (
+        "Most attacks per forward/backward pass of a GRPO update (the largest divisor of the step's attacks per "
+        "process not above it); the step still samples, scores and learns from all red_prompts_per_step x "
+        "red_generations of them, by gradient accumulation. 0: all in one pass. Measured on the tiny preset: "
+        "4 instead of one pass of 16 cut the red phase's peak RSS from 11.8 to 4.8 GiB at the same speed and the "
+        "same attacks (benchmarks/results/speed/memory_red_micro_batch_cpu.json).")})
 
     # --- reward --------------------------------------------------------------------------------
     diversity_weight: float = field(default=0.5, metadata={"help": (
@@ -230,11 +233,8 @@ class DARTConfig:
                 raise bad(name, "must be an integer >= 1")
         if not isinstance(self.red_generations, int) or self.red_generations < 2:
             raise bad("red_generations", "must be an integer >= 2 (GRPO compares attacks within a group)")
-        per_step = self.red_prompts_per_step * self.red_generations
-        if not isinstance(self.red_micro_batch, int) or isinstance(self.red_micro_batch, bool) or \
-                self.red_micro_batch < 0 or (self.red_micro_batch and per_step % self.red_micro_batch):
-            raise bad("red_micro_batch", f"must be 0 or divide red_prompts_per_step x red_generations ({per_step}): "
-                      f"try {', '.join(str(d) for d in range(1, per_step + 1) if per_step % d == 0)}")
+        if not isinstance(self.red_micro_batch, int) or isinstance(self.red_micro_batch, bool) or self.red_micro_batch < 0:
+            raise bad("red_micro_batch", "must be an integer >= 0 (0: the whole step in one pass)")
         for name in ("benign_mix", "eval_hh_prompts", "eval_hh_benign_prompts", "eval_seed_prompts", "eval_benign_prompts", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -330,7 +330,7 @@ class DARTConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # CPU, embedded SmolLM2-135M-Instruct as red and target, offline judge: a few minutes an iteration.
+    # CPU, embedded SmolLM2-135M-Instruct as red and target, offline judge: 5-10 minutes an iteration on 2 cores.
     "tiny": {},
     # CPU, the Red side as the Red-learning benchmark measures it: more GRPO steps at a constant rate,
     # KL to the initial Red model, harm judged against the instruction's goal, novelty paid only for

@@ -125,6 +125,13 @@ def _timed_trainer_class():
     return TimedGRPOTrainer
 
 
+def micro_batch_size(batch: int, most: int) -> int:
+    """The largest divisor of ``batch`` not above ``most`` (0: ``batch``): slices that tile the batch exactly."""
+    if most <= 0 or most >= batch:
+        return batch
+    return max(d for d in range(1, most + 1) if batch % d == 0)
+
+
 def run_red_phase(
     *,
     red,  # ChatModel whose .model is a PeftModel
@@ -152,10 +159,7 @@ def run_red_phase(
     process_batch = per_process_batch(per_step, "red_prompts_per_step x red_generations")
     # red_micro_batch: the update runs over slices of the step's attacks and accumulates their gradients;
     # TRL still generates and scores the whole step at once (generation_batch_size = micro x accumulation)
-    micro = config.red_micro_batch or process_batch
-    if process_batch % micro:
-        raise ValueError(f"DARTConfig.red_micro_batch={config.red_micro_batch} must divide the {process_batch} attacks "
-                         "each process trains on per step (red_prompts_per_step x red_generations / processes)")
+    micro = micro_batch_size(process_batch, config.red_micro_batch)
     args = GRPOConfig(
         max_steps=config.red_steps,
         per_device_train_batch_size=micro,
