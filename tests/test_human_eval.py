@@ -15,7 +15,14 @@ from llmsafety.dart.human_eval import (
     read_labels,
     run_human_metrics,
 )
-from llmsafety.dart.stats import cohen_kappa, confusion_table, hierarchical_bootstrap, paired_difference, risk_removed
+from llmsafety.dart.stats import (
+    cohen_kappa,
+    confusion_table,
+    hierarchical_bootstrap,
+    intraclass_correlation,
+    paired_difference,
+    risk_removed,
+)
 
 # ------------------------------------------------------------------------------ statistics
 
@@ -58,6 +65,19 @@ def test_cohen_kappa_and_confusion_by_hand():
     assert cohen_kappa(a, a) == 1.0
     table = confusion_table(a, b)
     assert table.loc["comply", "refuse"] == 1 and table.to_numpy().sum() == 4
+
+
+def test_intraclass_correlation_by_hand():
+    # item means 2/3 and 0, grand mean 1/3: MS_between = 3 x (1/9 + 1/9) / 1 = 2/3,
+    # MS_within = (1/9 + 1/9 + 4/9 + 0) / (2 x 2) = 1/6; ICC = (2/3 - 1/6) / (2/3 + 2 x 1/6) = 1/2
+    assert intraclass_correlation([[1, 1, 0], [0, 0, 0]]) == pytest.approx(0.5)
+    assert intraclass_correlation([[1, 1], [0, 0], [1, 1]]) == pytest.approx(1.0)  # outcome = the item
+    assert intraclass_correlation([[1, 0], [0, 1], [1, 0], [0, 1]]) == pytest.approx(-1.0)  # outcome = the draw
+    assert np.isnan(intraclass_correlation([[1, 1], [1, 1]]))
+    with pytest.raises(ValueError, match="NaNs: drop the incomplete items"):
+        intraclass_correlation([[1, np.nan], [0, 0]])
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        intraclass_correlation([1, 0, 1])
 
 
 # ------------------------------------------------------------------------------ label import

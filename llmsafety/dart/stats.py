@@ -109,6 +109,27 @@ def cohen_kappa(a: Sequence, b: Sequence) -> float:
     return 1.0 if expected == 1 else float((observed - expected) / (1 - expected))
 
 
+def intraclass_correlation(outcomes) -> float:
+    """ICC(1) of a [n_items, k] grid of repeated outcomes (e.g. k sampled replies to each attack):
+    the share of the variance that lies between items, one-way ANOVA estimator.
+
+    1: each item's k outcomes agree (the outcome is a property of the item); 0 or below: items
+    differ no more than repeats of one item do (the outcome is the draw). NaN when every value is
+    the same: there is no variance to split.
+    """
+    grid = np.asarray(outcomes, dtype=float)
+    if grid.ndim != 2 or grid.shape[0] < 2 or grid.shape[1] < 2 or np.isnan(grid).any():
+        raise ValueError(f"intraclass_correlation needs a complete [n_items >= 2, k >= 2] grid, got shape {grid.shape}"
+                         + (" with NaNs: drop the incomplete items first" if grid.size and np.isnan(grid).any() else ""))
+    n, k = grid.shape
+    item_means = grid.mean(axis=1)
+    ms_between = k * np.sum((item_means - grid.mean()) ** 2) / (n - 1)
+    ms_within = np.sum((grid - item_means[:, None]) ** 2) / (n * (k - 1))
+    if ms_between + (k - 1) * ms_within == 0:
+        return float("nan")
+    return float((ms_between - ms_within) / (ms_between + (k - 1) * ms_within))
+
+
 def confusion_table(truth: Sequence, predicted: Sequence, labels: Sequence | None = None, *,
                     rows: Sequence | None = None, columns: Sequence | None = None):
     """Counts of (truth, predicted) as a DataFrame: rows truth, columns predicted.
