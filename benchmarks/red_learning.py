@@ -15,7 +15,8 @@ and the KL to the initial Red model from the trainer's log. The arms: ``legacy``
 preset's Red side: additive novelty, harm alone, TRL's linear decay) and ``cpu_study`` (the
 preset's Red side: constant rate, goal-conditioned harm, gated novelty, per-step archive) and
 ``cpu_study_no_diversity`` (the same with the diversity weight at 0: the term's ablation) and
-``cpu_study_lr1e-3`` (the preset at 5x its learning rate).
+``cpu_study_lr1e-3`` (the preset at 5x its learning rate) and ``cpu_study_greedy_reward`` (the reward judges
+the Target's greedy reply instead of one sampled reply; also at 5x the rate).
 Goal, declared before running: attack success at least doubles, or rises by 20 points, from the
 start of the phase to its end within one iteration's budget; "start" and "end" are the first two
 and the last two steps pooled (32 attacks each at the cpu_study sizes: one step's 16 attacks give
@@ -49,6 +50,10 @@ ARMS = {
     "cpu_study_no_diversity": ("cpu_study", {"diversity_weight": 0.0}),
     # 5x the preset's learning rate: does the Red LLM learn when each step moves it further?
     "cpu_study_lr1e-3": ("cpu_study", {"red_learning_rate": 1e-3}),
+    # the reward judges the Target's greedy reply: success is a property of the attack, not of the
+    # Target's draw (benchmarks/reward_noise.py measured how much of the sampled reward the draw is)
+    "cpu_study_greedy_reward": ("cpu_study", {"red_reward_greedy": True}),
+    "cpu_study_greedy_reward_lr1e-3": ("cpu_study", {"red_reward_greedy": True, "red_learning_rate": 1e-3}),
 }
 
 
