@@ -16,7 +16,8 @@ preset's Red side: additive novelty, harm alone, TRL's linear decay) and ``cpu_s
 preset's Red side: constant rate, goal-conditioned harm, gated novelty, per-step archive) and
 ``cpu_study_no_diversity`` (the same with the diversity weight at 0: the term's ablation) and
 ``cpu_study_lr1e-3`` (the preset at 5x its learning rate) and ``cpu_study_greedy_reward`` (the reward judges
-the Target's greedy reply instead of one sampled reply; also at 5x the rate).
+the Target's greedy reply instead of one sampled reply; also at 5x the rate) and ``cpu_study_coherent``
+(the Red model sampled at temperature 0.7, top-p 0.9, up to 64 tokens).
 Goal, declared before running: attack success at least doubles, or rises by 20 points, from the
 start of the phase to its end within one iteration's budget; "start" and "end" are the first two
 and the last two steps pooled (32 attacks each at the cpu_study sizes: one step's 16 attacks give
@@ -54,6 +55,9 @@ ARMS = {
     # Target's draw (benchmarks/reward_noise.py measured how much of the sampled reward the draw is)
     "cpu_study_greedy_reward": ("cpu_study", {"red_reward_greedy": True}),
     "cpu_study_greedy_reward_lr1e-3": ("cpu_study", {"red_reward_greedy": True, "red_learning_rate": 1e-3}),
+    # human labels found most attacks garbled or cut off (temperature 1, no top-p, 32 tokens, 56-88% clipped):
+    # sample the Red model as a chat model is sampled, with room to finish a request
+    "cpu_study_coherent": ("cpu_study", {"red_temperature": 0.7, "red_top_p": 0.9, "red_max_new_tokens": 64}),
 }
 
 
