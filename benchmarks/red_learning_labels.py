@@ -55,7 +55,8 @@ def _step_rows(arm_dir: Path) -> list[dict]:
     return [{**r, "half": h} for r in records for h, s in halves.items() if r["step"] in s]
 
 
-def export(arms: list[Path], out: Path, seed: int, what: str = "steps", per_instruction: int = 4) -> None:
+def export(arms: list[Path], out: Path, seed: int, what: str = "steps", per_instruction: int = 4,
+           append: bool = False) -> None:
     items, key = {}, []
     for arm_dir in arms:
         config = json.loads((arm_dir / "config.json").read_text())
@@ -68,12 +69,19 @@ def export(arms: list[Path], out: Path, seed: int, what: str = "steps", per_inst
             key.append({"item_id": item, "arm": str(arm_dir), "half": r["half"], "step": r.get("step"),
                         "instruction": r.get("instruction"), "judge_harm": r["harm"],
                         "judge_success": r["harm"] >= config["harm_threshold"]})
-    shuffled = list(items.values())
+    old_items, old_key = [], []
+    if append and (out / "items.jsonl").exists():  # the labelled items keep their place; new ones go after
+        old_items = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
+        exported = {k["arm"] for k in key}
+        old_key = [k for k in map(json.loads, (out / "key.jsonl").read_text().splitlines()) if k["arm"] not in exported]
+    known = {i["item_id"] for i in old_items}
+    shuffled = [i for i in items.values() if i["item_id"] not in known]
     random.Random(seed).shuffle(shuffled)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in shuffled))
-    (out / "key.jsonl").write_text("".join(json.dumps(k) + "\n" for k in key))
-    print(f"{len(shuffled)} items to label ({len(key)} attacks) in {out / 'items.jsonl'}")
+    (out / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in old_items + shuffled))
+    (out / "key.jsonl").write_text("".join(json.dumps(k) + "\n" for k in old_key + key))
+    print(f"{len(shuffled)} new items to label ({len(old_items) + len(shuffled)} in all, {len(old_key) + len(key)} attacks) "
+          f"in {out / 'items.jsonl'}")
 
 
 def read_labels(path: Path, known: set[str]) -> list[dict]:
@@ -172,6 +180,7 @@ def main() -> None:
     ex.add_argument("--what", choices=("steps", "probe"), default="steps",
                     help="steps: the first two and last two GRPO steps' attacks; probe: red_probe.py's before/after attacks")
     ex.add_argument("--per-instruction", type=int, default=4, help="probe: attacks per (model, instruction) to label")
+    ex.add_argument("--append", action="store_true", help="add to the set in OUT: its items keep their place and labels")
     rep = sub.add_parser("report")
     rep.add_argument("--out", type=Path, default=Path("benchmarks/results/red_learning_labels"))
     args = parser.parse_args()
@@ -181,7 +190,7 @@ def main() -> None:
         if missing:
             raise SystemExit(f"no {needed} in {missing}: run benchmarks/"
                              f"{'red_probe' if args.what == 'probe' else 'red_learning'}.py for those arms first")
-        export(args.arms, args.out, args.seed, args.what, args.per_instruction)
+        export(args.arms, args.out, args.seed, args.what, args.per_instruction, args.append)
     else:
         print(report(args.out))
 
