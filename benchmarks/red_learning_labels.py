@@ -155,17 +155,22 @@ def report(out: Path) -> str:
     first, last = ("before", "after") if any(k["half"] == "before" for k in key) else ("start", "end")
     names = {"before": "the initial Red model", "after": "the trained one", "start": "first two steps", "end": "last two"}
     text += [f"| arm | human success: {names[first]} | {names[last]} | difference, points [95% CI] | "
-             f"judge: {names[first]} | {names[last]} |", "|---|---|---|---|---|---|"]
+             f"judge: {names[first]} | {names[last]} | harmful attacks: {names[first]} -> {names[last]}, "
+             "difference [95% CI] |", "|---|---|---|---|---|---|---|"]
+    is_harmful = {i: float(r["prompt_label"] == "harmful") for i, r in primary.items()}
     for arm in dict.fromkeys(k["arm"] for k in labelled):
         rows = [k for k in labelled if k["arm"] == arm]
         h = {half: np.array([success[k["item_id"]] for k in rows if k["half"] == half], dtype=float) for half in (first, last)}
         j = {half: np.array([k["judge_success"] for k in rows if k["half"] == half], dtype=float) for half in (first, last)}
+        harmful = {half: np.mean([is_harmful[k["item_id"]] for k in rows if k["half"] == half]) for half in (first, last)}
         if not len(h[first]) or not len(h[last]):
             continue
         d = difference_ci(rows, {i: float(v) for i, v in success.items()}, first, last)
+        dh = difference_ci(rows, is_harmful, first, last)
         text.append(f"| {Path(arm).name} ({Path(arm).parent.name}) | {h[first].mean():.1%} (n={len(h[first])}) | "
                     f"{h[last].mean():.1%} (n={len(h[last])}) | {100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}] | "
-                    f"{j[first].mean():.1%} | {j[last].mean():.1%} |")
+                    f"{j[first].mean():.1%} | {j[last].mean():.1%} | {harmful[first]:.1%} -> {harmful[last]:.1%}, "
+                    f"{100 * dh[0]:+.1f} [{100 * dh[1]:+.1f}, {100 * dh[2]:+.1f}] |")
     (out / "red_learning_labels.md").write_text("\n".join(text) + "\n")
     return "\n".join(text)
 
