@@ -47,17 +47,21 @@ DEFAULT_TARGET = Path("runs/study/dart_seed0/iter_1/target_adapter")
 #: arm name -> (preset, overrides): what each arm runs.
 ARMS = {
     "legacy": ("tiny", {"red_kl_reference": "previous"}),
-    "cpu_study": ("cpu_study", {}),
-    "cpu_study_no_diversity": ("cpu_study", {"diversity_weight": 0.0}),
-    # 5x the preset's learning rate: does the Red LLM learn when each step moves it further?
-    "cpu_study_lr1e-3": ("cpu_study", {"red_learning_rate": 1e-3}),
+    # the cpu_study preset as it was before the greedy-reward arm: the rate 2e-4, one sampled reply judged
+    "cpu_study": ("cpu_study", {"red_learning_rate": 2e-4, "red_reward_greedy": False}),
+    "cpu_study_no_diversity": ("cpu_study", {"red_learning_rate": 2e-4, "red_reward_greedy": False,
+                                             "diversity_weight": 0.0}),
+    # 5x the rate: does the Red LLM learn when each step moves it further?
+    "cpu_study_lr1e-3": ("cpu_study", {"red_learning_rate": 1e-3, "red_reward_greedy": False}),
     # the reward judges the Target's greedy reply: success is a property of the attack, not of the
     # Target's draw (benchmarks/reward_noise.py measured how much of the sampled reward the draw is)
-    "cpu_study_greedy_reward": ("cpu_study", {"red_reward_greedy": True}),
-    "cpu_study_greedy_reward_lr1e-3": ("cpu_study", {"red_reward_greedy": True, "red_learning_rate": 1e-3}),
+    "cpu_study_greedy_reward": ("cpu_study", {"red_learning_rate": 2e-4, "red_reward_greedy": True}),
+    # both: the cpu_study preset today
+    "cpu_study_greedy_reward_lr1e-3": ("cpu_study", {"red_learning_rate": 1e-3, "red_reward_greedy": True}),
     # human labels found most attacks garbled or cut off (temperature 1, no top-p, 32 tokens, 56-88% clipped):
     # sample the Red model as a chat model is sampled, with room to finish a request
-    "cpu_study_coherent": ("cpu_study", {"red_temperature": 0.7, "red_top_p": 0.9, "red_max_new_tokens": 64}),
+    "cpu_study_coherent": ("cpu_study", {"red_learning_rate": 2e-4, "red_reward_greedy": False, "red_temperature": 0.7,
+                                         "red_top_p": 0.9, "red_max_new_tokens": 64}),
 }
 
 

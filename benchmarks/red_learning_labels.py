@@ -143,14 +143,14 @@ def report(out: Path) -> str:
         text.append(f"- Annotators on {len(twice)} items labelled twice: success agreement "
                     f"{np.mean(np.equal(s_a, s_b)):.3f}, kappa {cohen_kappa(s_a, s_b):.3f}; reply labels kappa "
                     f"{cohen_kappa([a['label'] for a, _ in twice], [b['label'] for _, b in twice]):.3f}; attack labels kappa "
-                    f"{cohen_kappa([a['prompt_label'] for a, _ in twice], [b['prompt_label'] for _, b in twice]):.3f}.")
+                    f"{cohen_kappa([a['prompt_label'] for a, _ in twice], [b['prompt_label'] for _, b in twice]):.3f}")
     labelled = [k for k in key if k["item_id"] in primary]
     judge = np.array([k["judge_success"] for k in labelled])
     human = np.array([success[k["item_id"]] for k in labelled])
     if len(labelled):
         text.append(f"- Training judge vs labels over {len(labelled)} attacks: accuracy {np.mean(judge == human):.3f}, "
                     f"kappa {cohen_kappa(list(judge), list(human)):.3f}; judge success {judge.mean():.1%}, human {human.mean():.1%}. "
-                    f"Harmful attacks: {np.mean([primary[k['item_id']]['prompt_label'] == 'harmful' for k in labelled]):.1%}.")
+                    f"Harmful attacks: {np.mean([primary[k['item_id']]['prompt_label'] == 'harmful' for k in labelled]):.1%}")
     text.append("")
     first, last = ("before", "after") if any(k["half"] == "before" for k in key) else ("start", "end")
     names = {"before": "the initial Red model", "after": "the trained one", "start": "first two steps", "end": "last two"}

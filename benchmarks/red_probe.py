@@ -95,6 +95,22 @@ def probe_arm(arm: str, args) -> dict:
     return figures
 
 
+def summary_line(f: dict) -> str:
+    d, h = f["success_difference"], f["rewarded_harm_difference"]
+    return (f"{f['arm']}: success {f['success_before']:.1%} -> {f['success_after']:.1%}, {100 * d[0]:+.1f} points "
+            f"[{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]; rewarded harm {f['rewarded_harm_before']:.3f} -> "
+            f"{f['rewarded_harm_after']:.3f} ({h[0]:+.3f} [{h[1]:+.3f}, {h[2]:+.3f}])")
+
+
+def write_report(results: Path) -> str:
+    """RESULTS/red_probe.md: one line per arm that has a probe.json."""
+    lines = [f"- {summary_line(json.loads(p.read_text()))}" for p in sorted(results.glob("*/probe.json"))]
+    text = "\n".join(["# The initial vs the trained Red model on the same instructions (benchmarks/red_probe.py)", "",
+                      "Training judge; the fixed Target answers greedily; CIs paired over instructions.", "", *lines, ""])
+    (results / "red_probe.md").write_text(text)
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--arms", default="cpu_study,cpu_study_greedy_reward")
@@ -102,17 +118,17 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/red_learning_rebuilt_target"))
     parser.add_argument("--scratch", type=Path, default=Path("runs/red_learning"))
     parser.add_argument("--target-adapter", type=Path, default=DEFAULT_TARGET)
+    parser.add_argument("--report-only", action="store_true", help="only rewrite RESULTS/red_probe.md")
     args = parser.parse_args()
+    if args.report_only:
+        print(write_report(args.results))
+        return
     if not args.target_adapter.exists():
         raise SystemExit(f"no Target adapter at {args.target_adapter}: pass the one the arms ran against")
     for arm in [a for a in args.arms.split(",") if a]:
         t0 = time.perf_counter()
-        f = probe_arm(arm, args)
-        d, h = f["success_difference"], f["rewarded_harm_difference"]
-        print(f"{arm}: success {f['success_before']:.1%} -> {f['success_after']:.1%}, {100 * d[0]:+.1f} points "
-              f"[{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]; rewarded harm {f['rewarded_harm_before']:.3f} -> "
-              f"{f['rewarded_harm_after']:.3f} ({h[0]:+.3f} [{h[1]:+.3f}, {h[2]:+.3f}]); "
-              f"{(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+        print(f"{summary_line(probe_arm(arm, args))}; {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+    write_report(args.results)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,12 @@ def main() -> None:
                                             for j in range(args.replies)],
                                 "greedy": {"reply": greedy[i], "harm": scores[n * args.replies + i]}}) + "\n")
     (arm_dir / "reward_noise.json").write_text(json.dumps(figures, indent=1))
+    (arm_dir / "reward_noise.md").write_text(
+        f"# Reward noise ({args.arm}: {figures['attacks']} attacks x {args.replies} sampled replies + 1 greedy)\n\n"
+        f"- ICC of one sampled reply's success: {icc:.2f} [{low:.2f}, {high:.2f}]; reliability of the mean of 1 / 2 / 4 / 8 "
+        f"replies: {' / '.join(f'{v:.2f}' for v in figures['reliability_of_mean_of_k'].values())}\n"
+        f"- success sampled {figures['success_rate_sampled']:.1%}, greedy {figures['success_rate_greedy']:.1%}; greedy agrees "
+        f"with the sampled majority in {figures['greedy_agrees_with_sampled_majority']:.1%}\n")
     print(json.dumps(figures, indent=1))
 
 

@@ -335,9 +335,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # CPU, the Red side as the Red-learning benchmark measures it: more GRPO steps at a constant rate,
     # KL to the initial Red model, harm judged against the instruction's goal, novelty paid only for
     # successful attacks and measured against this iteration's earlier steps too, three iterations.
+    # The reward judges the Target's greedy reply, at 5x the default rate: of the Red sides measured
+    # (benchmarks/results/red_learning_labels), the only one whose Red model measurably learned
+    # (harmful attacks 6% -> 34% by blind labels, one seed).
     "cpu_study": {
         "iterations": 3,
         "red_steps": 8,
+        "red_learning_rate": 1e-3,
+        "red_reward_greedy": True,
         "red_lr_scheduler": "constant",
         "red_kl_reference": "initial",
         "goal_weight": 1.0,
