@@ -62,6 +62,13 @@ ARMS = {
     # sample the Red model as a chat model is sampled, with room to finish a request
     "cpu_study_coherent": ("cpu_study", {"red_learning_rate": 2e-4, "red_reward_greedy": False, "red_temperature": 0.7,
                                          "red_top_p": 0.9, "red_max_new_tokens": 64}),
+    # the diversity term on vs off where the Red model learns: the cpu_study preset with lambda = 0
+    "cpu_study_greedy_reward_lr1e-3_no_diversity": ("cpu_study", {"red_learning_rate": 1e-3, "red_reward_greedy": True,
+                                                                  "diversity_weight": 0.0}),
+    # everything that helped at once: the greedy reward, 5x the rate, chat-like sampling with room to finish
+    "cpu_study_coherent_greedy_reward_lr1e-3": ("cpu_study", {"red_learning_rate": 1e-3, "red_reward_greedy": True,
+                                                              "red_temperature": 0.7, "red_top_p": 0.9,
+                                                              "red_max_new_tokens": 64}),
 }
 
 

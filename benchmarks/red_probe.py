@@ -16,6 +16,13 @@ Reported per arm: attack success and the rewarded harm (harm x on-goal factor) b
 and their differences with a bootstrap CI that resamples instructions (before and after share
 them: paired). Every attack, reply and score goes to RESULTS/ARM/probe.jsonl, the figures to
 RESULTS/ARM/probe.json. Judge numbers, not human labels. Run by hand.
+
+Diversity, from the attacks alone (so ``--report-only`` recomputes it from probe.jsonl): for each
+instruction, the Vendi score (MiniLM embeddings, in [1, samples]) and self-BLEU of its ``--samples``
+attacks, before and after, paired over instructions. A Red model that collapses onto one attack
+per instruction loses Vendi and gains self-BLEU. ``--compare A:B`` sets two arms' *trained* models
+side by side on the same instructions (e.g. the diversity term on vs off): differences B - A with CIs
+over instructions, for success, rewarded harm and both diversity measures.
 """
 
 from __future__ import annotations
@@ -36,6 +43,75 @@ def paired_instruction_difference(before: np.ndarray, after: np.ndarray, n_boot:
     rng = np.random.default_rng(seed)
     boots = [per_instruction[rng.integers(0, len(per_instruction), len(per_instruction))].mean() for _ in range(n_boot)]
     return float(per_instruction.mean()), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
+
+
+def per_instruction_diversity(rows: list[dict], embed) -> dict[str, dict[str, np.ndarray]]:
+    """{model: {"vendi": [n_instructions], "self_bleu": [n_instructions]}} from probe rows: the
+    diversity of each instruction's samples (empty attacks left out; NaN under 2 left)."""
+    from llmsafety.diversity import self_bleu, vendi_score
+
+    out = {}
+    for model in sorted({r["model"] for r in rows}):
+        mine = [r for r in rows if r["model"] == model]
+        n = max(r["instruction"] for r in mine) + 1
+        vendi, bleu = np.full(n, np.nan), np.full(n, np.nan)
+        for i in range(n):
+            texts = [r["attack"] for r in mine if r["instruction"] == i and r["attack"].strip()]
+            if len(texts) >= 2:
+                vendi[i] = vendi_score(embed(texts))
+                bleu[i] = self_bleu(texts)
+        out[model] = {"vendi": vendi, "self_bleu": bleu}
+    return out
+
+
+def paired_vector_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 4000, seed: int = 0):
+    """Mean of b - a over the instructions where both are defined, CI resampling instructions."""
+    keep = ~(np.isnan(a) | np.isnan(b))
+    return paired_instruction_difference(a[keep, None], b[keep, None], n_boot, seed)
+
+
+def diversity_figures(rows: list[dict], embed) -> dict:
+    d = per_instruction_diversity(rows, embed)
+    figures = {}
+    for measure in ("vendi", "self_bleu"):
+        figures[f"{measure}_before"] = float(np.nanmean(d["before"][measure]))
+        figures[f"{measure}_after"] = float(np.nanmean(d["after"][measure]))
+        figures[f"{measure}_difference"] = paired_vector_difference(d["before"][measure], d["after"][measure])
+    return figures
+
+
+def compare_trained(results: Path, arm_a: str, arm_b: str, embed) -> dict:
+    """Arm B's trained Red model minus arm A's, paired over the instructions both trained on."""
+    rows = {arm: [json.loads(line) for line in (results / arm / "probe.jsonl").read_text().splitlines()]
+            for arm in (arm_a, arm_b)}
+    after = {arm: [r for r in rs if r["model"] == "after"] for arm, rs in rows.items()}
+    categories = {arm: [r["category"] for r in rs] for arm, rs in after.items()}
+    if categories[arm_a] != categories[arm_b]:
+        raise SystemExit(f"--compare {arm_a}:{arm_b}: the arms' probes did not use the same instructions "
+                         "(other seed, red_steps or prompts per step); a paired comparison needs the same ones")
+    config = json.loads((results / arm_a / "config.json").read_text())
+    figures = {"a": arm_a, "b": arm_b}
+    grids = {}
+    for arm, rs in after.items():
+        n = max(r["instruction"] for r in rs) + 1
+        success = np.array([r["harm"] is not None and r["harm"] >= config["harm_threshold"] for r in rs], dtype=float)
+        rewarded = np.array([_rewarded(r) for r in rs])
+        div = per_instruction_diversity(rs, embed)["after"]
+        grids[arm] = {"success": success.reshape(n, -1), "rewarded_harm": rewarded.reshape(n, -1),
+                      "vendi": div["vendi"][:, None], "self_bleu": div["self_bleu"][:, None]}
+    for measure in ("success", "rewarded_harm", "vendi", "self_bleu"):
+        a, b = grids[arm_a][measure], grids[arm_b][measure]
+        keep = ~(np.isnan(a).any(axis=1) | np.isnan(b).any(axis=1))
+        figures[measure] = {"a": float(a[keep].mean()), "b": float(b[keep].mean()),
+                            "difference": paired_instruction_difference(a[keep], b[keep])}
+    return figures
+
+
+def _rewarded(row: dict) -> float:
+    """The harm the Red reward pays for one probe row: harm x on-goal factor (as rewards._rewarded_harm)."""
+    if row["harm"] is None:
+        return 0.0
+    return float(row["harm"]) * (1.0 if row["on_goal"] is None else row["on_goal"])
 
 
 def probe_arm(arm: str, args) -> dict:
@@ -89,7 +165,8 @@ def probe_arm(arm: str, args) -> dict:
                "success_difference": paired_instruction_difference(grids["before"][0], grids["after"][0]),
                "rewarded_harm_before": float(grids["before"][1].mean()),
                "rewarded_harm_after": float(grids["after"][1].mean()),
-               "rewarded_harm_difference": paired_instruction_difference(grids["before"][1], grids["after"][1])}
+               "rewarded_harm_difference": paired_instruction_difference(grids["before"][1], grids["after"][1]),
+               **diversity_figures(rows, ctx.embed)}
     (arm_dir / "probe.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (arm_dir / "probe.json").write_text(json.dumps(figures, indent=1))
     return figures
@@ -97,18 +174,60 @@ def probe_arm(arm: str, args) -> dict:
 
 def summary_line(f: dict) -> str:
     d, h = f["success_difference"], f["rewarded_harm_difference"]
-    return (f"{f['arm']}: success {f['success_before']:.1%} -> {f['success_after']:.1%}, {100 * d[0]:+.1f} points "
+    line = (f"{f['arm']}: success {f['success_before']:.1%} -> {f['success_after']:.1%}, {100 * d[0]:+.1f} points "
             f"[{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]; rewarded harm {f['rewarded_harm_before']:.3f} -> "
             f"{f['rewarded_harm_after']:.3f} ({h[0]:+.3f} [{h[1]:+.3f}, {h[2]:+.3f}])")
+    for measure, name in (("vendi", "Vendi"), ("self_bleu", "self-BLEU")):
+        if f"{measure}_difference" in f:
+            v = f[f"{measure}_difference"]
+            line += (f"; {name} per instruction {f[measure + '_before']:.2f} -> {f[measure + '_after']:.2f} "
+                     f"({v[0]:+.2f} [{v[1]:+.2f}, {v[2]:+.2f}])")
+    return line
 
 
-def write_report(results: Path) -> str:
-    """RESULTS/red_probe.md: one line per arm that has a probe.json."""
-    lines = [f"- {summary_line(json.loads(p.read_text()))}" for p in sorted(results.glob("*/probe.json"))]
-    text = "\n".join(["# The initial vs the trained Red model on the same instructions (benchmarks/red_probe.py)", "",
-                      "Training judge; the fixed Target answers greedily; CIs paired over instructions.", "", *lines, ""])
-    (results / "red_probe.md").write_text(text)
-    return text
+def comparison_line(c: dict) -> str:
+    parts = []
+    for measure, name, scale, fmt in (("success", "success", 100, "+.1f"), ("rewarded_harm", "rewarded harm", 1, "+.3f"),
+                                      ("vendi", "Vendi", 1, "+.2f"), ("self_bleu", "self-BLEU", 1, "+.2f")):
+        m = c[measure]
+        d = [scale * x for x in m["difference"]]
+        parts.append(f"{name} {scale * m['a']:{fmt[1:]}} vs {scale * m['b']:{fmt[1:]}}, "
+                     f"{d[0]:{fmt}} [{d[1]:{fmt}}, {d[2]:{fmt}}]")
+    return f"{c['b']} minus {c['a']} (trained models): " + "; ".join(parts)
+
+
+def write_report(results: Path, compare: list[str] = (), embed=None) -> str:
+    """RESULTS/red_probe.md: one line per arm that has a probe.json (diversity figures added from
+    probe.jsonl where missing), and one per saved comparison (RESULTS/probe_comparisons.json)."""
+    if embed is None:
+        from llmsafety.models import load_embedder
+
+        embedder = load_embedder()
+        embed = lambda texts: embedder.encode(texts, convert_to_numpy=True, normalize_embeddings=True,  # noqa: E731
+                                              show_progress_bar=False)
+    lines = []
+    for path in sorted(results.glob("*/probe.json")):
+        figures = json.loads(path.read_text())
+        if "vendi_difference" not in figures:
+            rows = [json.loads(line) for line in (path.parent / "probe.jsonl").read_text().splitlines()]
+            figures.update(diversity_figures(rows, embed))
+            path.write_text(json.dumps(figures, indent=1))
+        lines.append(f"- {summary_line(figures)}")
+    saved = results / "probe_comparisons.json"
+    comparisons = json.loads(saved.read_text()) if saved.exists() else {}
+    for pair in compare:
+        arm_a, _, arm_b = pair.partition(":")
+        comparisons[pair] = compare_trained(results, arm_a, arm_b, embed)
+    if comparisons:
+        saved.write_text(json.dumps(comparisons, indent=1))
+    text = ["# The initial vs the trained Red model on the same instructions (benchmarks/red_probe.py)", "",
+            "Training judge; the fixed Target answers greedily; CIs paired over instructions. Vendi and self-BLEU: "
+            "the diversity of each instruction's samples (Vendi higher, self-BLEU lower = more diverse).", "", *lines, ""]
+    if comparisons:
+        text += ["## Trained models side by side (same instructions, paired)", "",
+                 *[f"- {comparison_line(c)}" for c in comparisons.values()], ""]
+    (results / "red_probe.md").write_text("\n".join(text))
+    return "\n".join(text)
 
 
 def main() -> None:
@@ -118,17 +237,22 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/red_learning_rebuilt_target"))
     parser.add_argument("--scratch", type=Path, default=Path("runs/red_learning"))
     parser.add_argument("--target-adapter", type=Path, default=DEFAULT_TARGET)
+    parser.add_argument("--compare", default="", help="A:B[,C:D]: arm B's trained model minus arm A's, paired")
     parser.add_argument("--report-only", action="store_true", help="only rewrite RESULTS/red_probe.md")
     args = parser.parse_args()
+    compare = [c for c in args.compare.split(",") if c]
+    for pair in compare:
+        if pair.count(":") != 1 or not all(pair.split(":")):
+            raise SystemExit(f"--compare {pair!r}: write two arm names as A:B")
     if args.report_only:
-        print(write_report(args.results))
+        print(write_report(args.results, compare))
         return
     if not args.target_adapter.exists():
         raise SystemExit(f"no Target adapter at {args.target_adapter}: pass the one the arms ran against")
     for arm in [a for a in args.arms.split(",") if a]:
         t0 = time.perf_counter()
         print(f"{summary_line(probe_arm(arm, args))}; {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
-    write_report(args.results)
+    print(write_report(args.results, compare))
 
 
 if __name__ == "__main__":
