@@ -231,7 +231,7 @@ def _add_dart_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("dart", help="DART automated red teaming (arXiv 2407.03876v1)")
     dart_sub = parser.add_subparsers(dest="dart_command", metavar="ACTION", required=True)
     run = dart_sub.add_parser("run", help="run or resume a DART run")
-    run.add_argument("--preset", default="tiny", help="tiny (CPU, minutes), cpu_study (CPU, more Red steps, the Red-side options) "
+    run.add_argument("--preset", default="tiny", help="tiny (CPU, about 20 min on 2 cores), cpu_study (CPU, more Red steps, the Red-side options) "
                      "or small (one GPU)")
     run.add_argument("--config", type=Path, help="a DARTConfig as YAML or JSON (overrides --preset)")
     run.add_argument("--out", type=Path, required=True, help="run directory, e.g. runs/NAME")

@@ -2,7 +2,7 @@
 
 Each field says whether it comes from the paper (Jiang et al. 2024, arXiv 2407.03876v1) or is our
 choice; the paper's code was not released and its body gives few numbers, so most are ours.
-Presets: ``tiny`` (CPU, embedded models, minutes), ``cpu_study`` (CPU, the Red side as the Red-learning
+Presets: ``tiny`` (CPU, embedded models, about 20 minutes on 2 cores), ``cpu_study`` (CPU, the Red side as the Red-learning
 benchmark measures it) and ``small`` (one GPU, hub models).
 """
 
@@ -330,7 +330,7 @@ class DARTConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # CPU, embedded SmolLM2-135M-Instruct as red and target, offline judge: 5-10 minutes an iteration on 2 cores.
+    # CPU, embedded SmolLM2-135M-Instruct as red and target, offline judge: about 20 minutes a run on 2 cores (three evaluations are half of it).
     "tiny": {},
     # CPU, the Red side as the Red-learning benchmark measures it: more GRPO steps at a constant rate,
     # KL to the initial Red model, harm judged against the instruction's goal, novelty paid only for
