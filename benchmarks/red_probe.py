@@ -31,6 +31,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -64,10 +65,12 @@ def per_instruction_diversity(rows: list[dict], embed) -> dict[str, dict[str, np
     return out
 
 
-def paired_vector_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 4000, seed: int = 0):
-    """Mean of b - a over the instructions where both are defined, CI resampling instructions."""
-    keep = ~(np.isnan(a) | np.isnan(b))
-    return paired_instruction_difference(a[keep, None], b[keep, None], n_boot, seed)
+def paired_defined_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 4000, seed: int = 0):
+    """paired_instruction_difference over the instructions (rows) where neither a nor b has a NaN;
+    a and b are [n_instructions] or [n_instructions, samples]."""
+    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    keep = ~(np.isnan(a).any(axis=1) | np.isnan(b).any(axis=1))
+    return paired_instruction_difference(a[keep], b[keep], n_boot, seed)
 
 
 def diversity_figures(rows: list[dict], embed) -> dict:
@@ -76,7 +79,7 @@ def diversity_figures(rows: list[dict], embed) -> dict:
     for measure in ("vendi", "self_bleu"):
         figures[f"{measure}_before"] = float(np.nanmean(d["before"][measure]))
         figures[f"{measure}_after"] = float(np.nanmean(d["after"][measure]))
-        figures[f"{measure}_difference"] = paired_vector_difference(d["before"][measure], d["after"][measure])
+        figures[f"{measure}_difference"] = paired_defined_difference(d["before"][measure], d["after"][measure])
     return figures
 
 
@@ -89,29 +92,24 @@ def compare_trained(results: Path, arm_a: str, arm_b: str, embed) -> dict:
     if categories[arm_a] != categories[arm_b]:
         raise SystemExit(f"--compare {arm_a}:{arm_b}: the arms' probes did not use the same instructions "
                          "(other seed, red_steps or prompts per step); a paired comparison needs the same ones")
+    from llmsafety.dart.rewards import _rewarded_harm
+
     config = json.loads((results / arm_a / "config.json").read_text())
     figures = {"a": arm_a, "b": arm_b}
     grids = {}
     for arm, rs in after.items():
         n = max(r["instruction"] for r in rs) + 1
         success = np.array([r["harm"] is not None and r["harm"] >= config["harm_threshold"] for r in rs], dtype=float)
-        rewarded = np.array([_rewarded(r) for r in rs])
+        rewarded = np.array([_rewarded_harm(SimpleNamespace(**r)) for r in rs])  # what the Red reward pays
         div = per_instruction_diversity(rs, embed)["after"]
         grids[arm] = {"success": success.reshape(n, -1), "rewarded_harm": rewarded.reshape(n, -1),
-                      "vendi": div["vendi"][:, None], "self_bleu": div["self_bleu"][:, None]}
+                      "vendi": div["vendi"], "self_bleu": div["self_bleu"]}
     for measure in ("success", "rewarded_harm", "vendi", "self_bleu"):
-        a, b = grids[arm_a][measure], grids[arm_b][measure]
+        a, b = (grids[arm][measure].reshape(len(grids[arm][measure]), -1) for arm in (arm_a, arm_b))
         keep = ~(np.isnan(a).any(axis=1) | np.isnan(b).any(axis=1))
         figures[measure] = {"a": float(a[keep].mean()), "b": float(b[keep].mean()),
-                            "difference": paired_instruction_difference(a[keep], b[keep])}
+                            "difference": paired_defined_difference(a, b)}
     return figures
-
-
-def _rewarded(row: dict) -> float:
-    """The harm the Red reward pays for one probe row: harm x on-goal factor (as rewards._rewarded_harm)."""
-    if row["harm"] is None:
-        return 0.0
-    return float(row["harm"]) * (1.0 if row["on_goal"] is None else row["on_goal"])
 
 
 def probe_arm(arm: str, args) -> dict:
@@ -199,12 +197,15 @@ def comparison_line(c: dict) -> str:
 def write_report(results: Path, compare: list[str] = (), embed=None) -> str:
     """RESULTS/red_probe.md: one line per arm that has a probe.json (diversity figures added from
     probe.jsonl where missing), and one per saved comparison (RESULTS/probe_comparisons.json)."""
-    if embed is None:
-        from llmsafety.models import load_embedder
+    if embed is None:  # MiniLM, loaded on the first call: a report with every figure saved needs none
+        embedder = []
 
-        embedder = load_embedder()
-        embed = lambda texts: embedder.encode(texts, convert_to_numpy=True, normalize_embeddings=True,  # noqa: E731
-                                              show_progress_bar=False)
+        def embed(texts):
+            if not embedder:
+                from llmsafety.models import load_embedder
+
+                embedder.append(load_embedder())
+            return embedder[0].encode(texts, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
     lines = []
     for path in sorted(results.glob("*/probe.json")):
         figures = json.loads(path.read_text())
