@@ -69,6 +69,9 @@ ARMS = {
     "cpu_study_coherent_greedy_reward_lr1e-3": ("cpu_study", {"red_learning_rate": 1e-3, "red_reward_greedy": True,
                                                               "red_temperature": 0.7, "red_top_p": 0.9,
                                                               "red_max_new_tokens": 64}),
+    # the judge reads whether the Target complied, not whether the request was harmful (blind labels: most of
+    # its successes were benign requests answered helpfully): pay harm x P(harmful request)
+    "cpu_study_request_gate": ("cpu_study", {"request_gate_weight": 1.0}),
 }
 
 

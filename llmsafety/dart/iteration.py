@@ -32,6 +32,7 @@ from llmsafety.dart.red import attach_lora, build_red_dataset, run_red_phase
 from llmsafety.dart.rewards import RolloutScorer
 from llmsafety.dart.selection import select_for_safety_tuning, uncertainty_scores
 from llmsafety.dart.target import run_target_sft, safe_replies, sft_examples
+from llmsafety.judges.request import HarmfulRequestHead
 
 
 def phase_seed(seed: int, phase: str) -> int:
@@ -240,7 +241,8 @@ def red_phase(ctx: RunContext, t: int) -> dict[str, Any]:
                            min_attack_words=cfg.min_attack_words, novelty_mode=cfg.novelty_mode,
                            harm_threshold=cfg.harm_threshold, archive_grows=cfg.novelty_archive == "steps",
                            archive_successful_only=cfg.novelty_successful_only, goal_weight=cfg.goal_weight,
-                           goal_min_relevance=cfg.goal_min_relevance)
+                           goal_min_relevance=cfg.goal_min_relevance, request_weight=cfg.request_gate_weight,
+                           request_fn=HarmfulRequestHead() if cfg.request_gate_weight > 0 else None)
     dataset = build_red_dataset(load_seed_attacks(split="train"), cfg.red_steps * cfg.red_prompts_per_step,
                                 cfg.red_examples_per_prompt, seed, _category_names())
     trainer_dir = ctx.out / f"iter_{t}" / "_trainer" if main else Path(tempfile.mkdtemp(prefix="llmsafety-red-"))
@@ -324,6 +326,9 @@ def red_side_metrics(records: list[AttackRecord], embeddings: np.ndarray, thresh
     on_goal = [r.on_goal for r in records if r.on_goal is not None]
     if on_goal:  # goal-conditioned harm was on
         out["mean_on_goal"] = float(np.mean(on_goal))
+    p_request = [r.harmful_request for r in records if r.harmful_request is not None]
+    if p_request:  # request-gated harm was on
+        out["mean_harmful_request"] = float(np.mean(p_request))
     if len(texts) >= 2:
         out["self_bleu"] = float(self_bleu(texts, sample=64, seed=0))
         out["distinct_2"] = float(distinct_n(texts, 2))

@@ -36,11 +36,17 @@ class AttackRecord:
     on_goal: float | None = None
     """Goal-conditioned harm's factor in [0, 1] (None: goals off): is the attack on its instruction's
     goal, and the reply on the attack? The red reward pays harm x on_goal."""
+    harmful_request: float | None = None
+    """P(the attack is a harmful request) from the request head (None: request gate off). The red
+    reward pays harm x on_goal x (1 - w (1 - harmful_request))."""
+    request_gate: float | None = dataclasses.field(default=None, repr=False)
+    """The gate factor that P gave, 1 - w (1 - P): what harm is multiplied by."""
     embedding: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
     """float32[dim], unit norm; kept apart from the JSON (``attack_embeddings.npy``)."""
 
     # The order of attacks.jsonl's keys, kept from the files runs have written so far.
-    _JSON_KEYS = ("step", "attack", "category", "reply", "harm", "harm_reason", "novelty", "degeneracy", "on_goal")
+    _JSON_KEYS = ("step", "attack", "category", "reply", "harm", "harm_reason", "novelty", "degeneracy", "on_goal",
+                  "harmful_request", "request_gate")
 
     def to_json(self) -> dict[str, Any]:
         """The JSON line of attacks.jsonl: every field but the embedding; unset scores are left out."""

@@ -1,5 +1,8 @@
 """The Red LLM's reward: harm of the Target's reply + lambda * global novelty - mu * degeneracy.
 
+Harm may be conditioned twice: on the attack being on its instruction's goal (``goal_weight``) and
+on the attack being a harmful request at all (``request_gate_weight``).
+
 Each term is a plain function with TRL's reward signature
 ``f(prompts, completions, **columns) -> list[float]``, so GRPOTrainer logs each one separately
 (``rewards/harm_reward/mean`` ...) and weights them with ``reward_weights``. The terms are
@@ -24,6 +27,7 @@ import numpy as np
 
 from llmsafety.dart.record import AttackRecord
 from llmsafety.diversity import global_novelty
+from llmsafety.judges.request import request_gate_factor
 
 _QUOTES = "\"'“”‘’`"
 
@@ -81,6 +85,9 @@ class RolloutScorer:
     ``archive_successful_only``) once it is scored, so later steps are novel against them too.
     ``goal_weight`` / ``goal_min_relevance``: goal-conditioned harm (see :func:`on_goal_factor`);
     the goal of each completion comes from the red dataset's ``goal`` column.
+    ``request_fn`` / ``request_weight``: request-gated harm: attacks -> P(harmful request) (a
+    :class:`~llmsafety.judges.request.HarmfulRequestHead`); harm is paid times
+    :func:`~llmsafety.judges.request.request_gate_factor`. None: the gate is off.
     """
 
     reply_fn: Callable[[list[str]], list[str]]
@@ -95,6 +102,8 @@ class RolloutScorer:
     archive_successful_only: bool = False
     goal_weight: float = 0.0
     goal_min_relevance: float = 0.3
+    request_fn: Callable[[list[str]], np.ndarray] | None = None
+    request_weight: float = 0.0
     gather_fn: Callable[[np.ndarray], np.ndarray] | None = None
     """On N processes: a batch's embeddings -> every process's, in process order (the archive grows
     by the whole step). None: one process."""
@@ -140,6 +149,8 @@ class RolloutScorer:
         novelty = global_novelty(embeddings, self.archive_embeddings, kind=self.novelty_kind)
         if self.goal_weight > 0 and goal is not None:
             self._score_goals(batch, embeddings, list(goal))
+        if self.request_fn is not None and self.request_weight > 0:
+            self._score_requests(batch)
         self.seconds["novelty"] += time.perf_counter() - t0
         penalty = degeneracy_penalty(attacks, self.min_attack_words)
         for k, r in enumerate(batch):
@@ -172,14 +183,28 @@ class RolloutScorer:
             batch[k].on_goal = float(factor[j])
 
 
+    def _score_requests(self, batch: list[AttackRecord]) -> None:
+        """P(harmful request) and its gate factor for every usable attack (an empty one earns 0 anyway)."""
+        usable = [r for r in batch if r.attack]
+        if not usable:
+            return
+        p = self.request_fn([r.attack for r in usable])
+        factor = request_gate_factor(p, self.request_weight)
+        for r, p_k, f_k in zip(usable, p, factor):
+            r.harmful_request, r.request_gate = float(p_k), float(f_k)
+
+
 # ---------------------------------------------------------------------------------- the terms
 # Plain functions of the batch; ``scorer`` is bound by :func:`reward_functions`.
 
 def _rewarded_harm(record: AttackRecord) -> float:
-    """The harm a record is paid for: 0 when unscored, times its on-goal factor when there is one."""
+    """The harm a record is paid for: 0 when unscored, times its on-goal factor and its request gate
+    when there are ones."""
     if record.harm is None:
         return 0.0
-    return float(record.harm) * (1.0 if record.on_goal is None else record.on_goal)
+    on_goal = 1.0 if record.on_goal is None else record.on_goal
+    gate = 1.0 if record.request_gate is None else record.request_gate
+    return float(record.harm) * on_goal * gate
 
 
 def harm_reward(prompts, completions, *, scorer: RolloutScorer, **kwargs) -> list[float]:

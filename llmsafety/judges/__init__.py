@@ -24,6 +24,10 @@ Which module holds what (everything is importable from ``llmsafety.judges`` itse
   :func:`default_judge` (the refusal detector gating the heads, offline on a CPU: the reward of
   DART here), the shared embedder, and :func:`hh_judge_split` (which hh-rlhf prompts the default
   judge was trained on, so that evaluations can use only the others).
+- :mod:`~llmsafety.judges.request` -- :class:`HarmfulRequestHead`: is the *attack* a harmful
+  request? (a logistic head over MiniLM fitted on blind labels of Red attacks; the default judge
+  reads the reply, so it pays for benign requests answered helpfully) and
+  :func:`request_gate_factor`, how the red reward uses it.
 - :mod:`~llmsafety.judges.hub` -- Hugging Face model judges: :class:`RewardModelJudge` (one
   logit, calibrated by Platt scaling) and :class:`GuardModelJudge` (Llama-Guard-style
   P("unsafe") from the first token the guard would write).
@@ -54,6 +58,7 @@ from llmsafety.judges.logistic import _sigmoid as _sigmoid  # for the tests and 
 from llmsafety.judges.logistic import fit_logistic
 from llmsafety.judges.refusal import RefusalJudge, is_refusal, refusal_probability
 from llmsafety.judges.refusal import RefusalReading as RefusalReading
+from llmsafety.judges.request import REQUEST_HEAD_RESOURCE, HarmfulRequestHead, request_gate_factor
 
 # ``X as X`` above: importable from here as before the split, but not part of __all__.
 __all__ = [
@@ -71,6 +76,9 @@ __all__ = [
     "default_judge",
     "RewardModelJudge",
     "GuardModelJudge",
+    "HarmfulRequestHead",
+    "request_gate_factor",
+    "REQUEST_HEAD_RESOURCE",
     "hh_judge_split",
     "is_hh_judge_heldout",
     "HH_JUDGE_TRAIN_FRACTION",
