@@ -12,7 +12,8 @@ the same seeded draw) and samples ``--samples`` attacks per instruction from the
 training (no adapter) and *after* (the arm's adapter, kept in SCRATCH/ARM/iter_1/red_adapter), at
 the training temperature. The same fixed Target answers every attack greedily (the evaluation's
 decoding: success is the attack's, not the Target's draw) and the training judge scores the reply.
-Reported per arm: attack success and the rewarded harm (harm x on-goal factor) before and after,
+Reported per arm: attack success and the rewarded harm (harm x on-goal factor x request gate, what
+the arm's reward pays) before and after,
 and their differences with a bootstrap CI that resamples instructions (before and after share
 them: paired). Every attack, reply and score goes to RESULTS/ARM/probe.jsonl, the figures to
 RESULTS/ARM/probe.json. Judge numbers, not human labels. Run by hand.
@@ -100,7 +101,8 @@ def compare_trained(results: Path, arm_a: str, arm_b: str, embed) -> dict:
     for arm, rs in after.items():
         n = max(r["instruction"] for r in rs) + 1
         success = np.array([r["harm"] is not None and r["harm"] >= config["harm_threshold"] for r in rs], dtype=float)
-        rewarded = np.array([_rewarded_harm(SimpleNamespace(**r)) for r in rs])  # what the Red reward pays
+        rewarded = np.array([_rewarded_harm(SimpleNamespace(**{"on_goal": None, "request_gate": None, **r}))
+                             for r in rs])  # what the Red reward pays (older probes have no gate)
         div = per_instruction_diversity(rs, embed)["after"]
         grids[arm] = {"success": success.reshape(n, -1), "rewarded_harm": rewarded.reshape(n, -1),
                       "vendi": div["vendi"], "self_bleu": div["self_bleu"]}
@@ -118,6 +120,7 @@ def probe_arm(arm: str, args) -> dict:
     from llmsafety.dart.red import build_red_dataset
     from llmsafety.dart.rewards import RolloutScorer, _rewarded_harm
     from llmsafety.data import load_seed_attacks
+    from llmsafety.judges.request import HarmfulRequestHead
     from llmsafety.models import generate
 
     arm_dir = args.results / arm
@@ -146,7 +149,9 @@ def probe_arm(arm: str, args) -> dict:
         scorer = RolloutScorer(reply_fn=greedy_reply, judge=ctx.judge, embed_fn=ctx.embed,
                                archive_embeddings=np.zeros((0, ctx.embed(["probe"]).shape[1]), dtype=np.float32),
                                min_attack_words=config.min_attack_words, goal_weight=config.goal_weight,
-                               goal_min_relevance=config.goal_min_relevance)
+                               goal_min_relevance=config.goal_min_relevance,
+                               request_weight=config.request_gate_weight,
+                               request_fn=HarmfulRequestHead() if config.request_gate_weight > 0 else None)
         flat = [c for per in completions for c in per]
         index = [i for i in range(len(dataset)) for _ in range(args.samples)]
         records = scorer.score(flat, category=[dataset["category"][i] for i in index],
@@ -155,7 +160,9 @@ def probe_arm(arm: str, args) -> dict:
         rewarded = np.array([_rewarded_harm(r) for r in records])
         grids[which] = (success.reshape(len(dataset), args.samples), rewarded.reshape(len(dataset), args.samples))
         rows += [{"model": which, "instruction": i, "category": dataset["category"][i], "attack": r.attack,
-                  "reply": r.reply, "harm": r.harm, "on_goal": r.on_goal, "degeneracy": r.degeneracy}
+                  "reply": r.reply, "harm": r.harm, "on_goal": r.on_goal, "degeneracy": r.degeneracy,
+                  **({"harmful_request": r.harmful_request, "request_gate": r.request_gate}
+                     if r.request_gate is not None else {})}
                  for i, r in zip(index, records)]
     figures = {"arm": arm, "instructions": len(dataset), "samples_per_instruction": args.samples,
                "target_adapter": str(args.target_adapter), "target_decoding": "greedy",
