@@ -19,8 +19,9 @@ weights file:
   of the training judge's harm (key.jsonl: what the Red LLM was paid) vs harm x P(harmful request),
   and Cohen's kappa of judge success (harm >= 0.5) vs judge success with P(harmful request) >= 0.5.
 
-Writes ``llmsafety/resources/harmful_request_head.json`` (the head fitted on all items). Deterministic;
-a minute on two cores.
+Writes ``llmsafety/resources/harmful_request_head.json`` (the head fitted on all the items, their ids
+listed in it, so ``benchmarks/request_head.py`` can measure it on labelled attacks it never saw).
+The packaged head: ``--items 518``. Deterministic; a minute on two cores.
 """
 
 from __future__ import annotations
@@ -47,12 +48,15 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])))
 
 
-def load(labels_dir: Path):
-    items = {r["item_id"]: r for r in read_jsonl(labels_dir / "items.jsonl")}
+def load(labels_dir: Path, n_items: int | None = None):
+    """The first ``n_items`` items of items.jsonl (all: None) with their first label and judge harm.
+    items.jsonl only grows at its end, so the first N items are the same N in every later version."""
+    items = {r["item_id"]: r for r in read_jsonl(labels_dir / "items.jsonl")[:n_items]}
     keys = {r["item_id"]: r for r in read_jsonl(labels_dir / "key.jsonl")}
     first: dict[str, dict] = {}
     for row in read_jsonl(labels_dir / "labels.jsonl"):
-        first.setdefault(row["item_id"], row)
+        if row["item_id"] in items:
+            first.setdefault(row["item_id"], row)
     ids = sorted(first)
     attacks = [items[i]["prompt"] for i in ids]
     harmful = np.array([float(first[i]["prompt_label"] == "harmful") for i in ids])
@@ -73,9 +77,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--labels", type=Path, default=Path("benchmarks/results/red_learning_labels"))
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--items", type=int, default=None,
+                        help="fit on the first N items of items.jsonl (the packaged head: 518, the labels it was fitted on "
+                             "before the request-gate arm's attacks were labelled); default all")
     args = parser.parse_args()
 
-    ids, attacks, harmful, complied, judge_harm = load(args.labels)
+    ids, attacks, harmful, complied, judge_harm = load(args.labels, args.items)
     embedder = shared_embedder("all-minilm-l6-v2")
     x = embedder.encode(attacks)  # float32[n, 384], unit norm
     folds = np.array([int(stable_fraction(a.strip(), salt="request-head") * FOLDS) for a in attacks])
@@ -103,7 +110,7 @@ def main() -> None:
     }
     coef, intercept = fit_logistic(x, harmful, l2=best_l2)
     weights = {"embedder": "all-minilm-l6-v2", "features": "attack", "coef": [round(float(c), 6) for c in coef],
-               "intercept": round(intercept, 6), "labels": str(args.labels), "label": "prompt_label == harmful",
+               "intercept": round(intercept, 6), "labels": str(args.labels), "label": "prompt_label == harmful", "fitted_on_items": ids,
                "metrics_out_of_fold": metrics}
     args.out.write_text(json.dumps(weights, indent=1) + "\n")
     print(json.dumps(metrics, indent=1))
