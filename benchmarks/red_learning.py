@@ -189,6 +189,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--target-adapter", type=Path, default=None,
                         help=f"the fixed Target's LoRA adapter (default: {DEFAULT_TARGET} when present)")
+    parser.add_argument("--untuned-target", action="store_true",
+                        help="attack the untuned Target (no adapter), which still complies with part of the harmful requests")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--arms", default="legacy,cpu_study,cpu_study_no_diversity",
                         help=f"which arms to (re)run, of {', '.join(ARMS)}")
@@ -205,7 +207,7 @@ def main() -> None:
         raise SystemExit(f"--arms: unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
-        target = args.target_adapter or (DEFAULT_TARGET if DEFAULT_TARGET.exists() else None)
+        target = None if args.untuned_target else args.target_adapter or (DEFAULT_TARGET if DEFAULT_TARGET.exists() else None)
         overrides = config_overrides(args, exclude=("red_steps", "variant", "iterations"))
         for arm in arms:
             seconds = run_arm(arm, args, target, overrides)

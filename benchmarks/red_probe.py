@@ -165,7 +165,7 @@ def probe_arm(arm: str, args) -> dict:
                      if r.request_gate is not None else {})}
                  for i, r in zip(index, records)]
     figures = {"arm": arm, "instructions": len(dataset), "samples_per_instruction": args.samples,
-               "target_adapter": str(args.target_adapter), "target_decoding": "greedy",
+               "target_adapter": str(args.target_adapter) if args.target_adapter else None, "target_decoding": "greedy",
                "success_before": float(grids["before"][0].mean()), "success_after": float(grids["after"][0].mean()),
                "success_difference": paired_instruction_difference(grids["before"][0], grids["after"][0]),
                "rewarded_harm_before": float(grids["before"][1].mean()),
@@ -245,6 +245,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/red_learning_rebuilt_target"))
     parser.add_argument("--scratch", type=Path, default=Path("runs/red_learning"))
     parser.add_argument("--target-adapter", type=Path, default=DEFAULT_TARGET)
+    parser.add_argument("--untuned-target", action="store_true", help="the arms attacked the untuned Target (no adapter)")
     parser.add_argument("--compare", default="", help="A:B[,C:D]: arm B's trained model minus arm A's, paired")
     parser.add_argument("--report-only", action="store_true", help="only rewrite RESULTS/red_probe.md")
     args = parser.parse_args()
@@ -255,7 +256,9 @@ def main() -> None:
     if args.report_only:
         print(write_report(args.results, compare))
         return
-    if not args.target_adapter.exists():
+    if args.untuned_target:
+        args.target_adapter = None
+    elif not args.target_adapter.exists():
         raise SystemExit(f"no Target adapter at {args.target_adapter}: pass the one the arms ran against")
     for arm in [a for a in args.arms.split(",") if a]:
         t0 = time.perf_counter()
