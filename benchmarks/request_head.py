@@ -29,13 +29,12 @@ import pandas as pd
 from llmsafety._io import read_jsonl
 from llmsafety.dart.stats import cohen_kappa
 from llmsafety.judges import HarmfulRequestHead
+from llmsafety.watermark import roc_auc
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    pos, neg = scores[labels], scores[~labels]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    return float(np.mean((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])))
+    """ROC AUC of ``scores`` for the boolean ``labels`` (:func:`llmsafety.watermark.roc_auc`)."""
+    return roc_auc(scores[labels], scores[~labels])
 
 
 def main() -> None:

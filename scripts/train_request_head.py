@@ -36,6 +36,7 @@ from llmsafety._io import read_jsonl, stable_fraction
 from llmsafety.dart.stats import cohen_kappa
 from llmsafety.judges import EmbeddingHeadJudge, fit_logistic, shared_embedder
 from llmsafety.judges.logistic import _sigmoid
+from llmsafety.watermark import roc_auc
 
 OUT = Path(__file__).resolve().parents[1] / "llmsafety" / "resources" / "harmful_request_head.json"
 L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
@@ -43,9 +44,8 @@ FOLDS = 5
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """P(a random positive scores above a random negative), ties counted half."""
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    return float(np.mean((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])))
+    """ROC AUC of ``scores`` for the 0/1 ``labels`` (:func:`llmsafety.watermark.roc_auc`)."""
+    return roc_auc(scores[labels == 1], scores[labels == 0])
 
 
 def load(labels_dir: Path, n_items: int | None = None):

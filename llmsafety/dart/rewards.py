@@ -182,7 +182,6 @@ class RolloutScorer:
         for j, k in enumerate(usable):
             batch[k].on_goal = float(factor[j])
 
-
     def _score_requests(self, batch: list[AttackRecord]) -> None:
         """P(harmful request) and its gate factor for every usable attack (an empty one earns 0 anyway)."""
         usable = [r for r in batch if r.attack]
