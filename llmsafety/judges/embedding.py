@@ -132,15 +132,17 @@ def embed_pairs(embedder: Any, prompts: Sequence[str], responses: Sequence[str],
     return np.hstack([e_p, e_r, e_p * e_r])
 
 
-def _read_weights(weights: str | os.PathLike | Mapping | None) -> dict:
+def _read_weights(weights: str | os.PathLike | Mapping | None, resource: str = DEFAULT_JUDGE_RESOURCE,
+                  script: str = "scripts/train_default_judge.py") -> dict:
+    """Head weights from a JSON path, its dict, or (None) the packaged ``resources/<resource>``."""
     if weights is None:
-        text = (resources.files("llmsafety") / "resources" / DEFAULT_JUDGE_RESOURCE).read_text("utf-8")
+        text = (resources.files("llmsafety") / "resources" / resource).read_text("utf-8")
         return json.loads(text)
     if isinstance(weights, Mapping):
         return dict(weights)
     path = Path(weights)
     if not path.exists():
-        raise FileNotFoundError(f"judge weights {str(path)!r} not found; train them with scripts/train_default_judge.py")
+        raise FileNotFoundError(f"judge weights {str(path)!r} not found; train them with {script}")
     return json.loads(path.read_text("utf-8"))
 
 
