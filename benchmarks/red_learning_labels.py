@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,38 @@ def difference_ci(rows: list[dict], value: dict[str, float], first: str, last: s
     return estimate, float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
 
 
+def nested_seed_difference(rows: list[dict], value: dict[str, float], first: str, last: str, n_boot: int = 4000,
+                           seed: int = 0) -> tuple[float, float, float]:
+    """Paired (before / after) difference pooled over seeds, whose instructions differ: each seed's
+    instructions are its own (nested, not crossed), so a replicate draws seeds with replacement and then,
+    within each drawn seed, that seed's instructions with replacement. The estimate weighs seeds equally."""
+    per_seed = []
+    for arm in dict.fromkeys(r["arm"] for r in rows):
+        cells = {}
+        for r in rows:
+            if r["arm"] == arm:
+                cells.setdefault(r["instruction"], {first: [], last: []})[r["half"]].append(value[r["item_id"]])
+        per_seed.append(np.array([np.mean(c[last]) - np.mean(c[first]) for c in cells.values() if c[first] and c[last]]))
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        drawn = [per_seed[i] for i in rng.integers(0, len(per_seed), len(per_seed))]
+        boots.append(np.mean([d[rng.integers(0, len(d), len(d))].mean() for d in drawn]))
+    estimate = float(np.mean([d.mean() for d in per_seed]))
+    return estimate, float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
+
+
+def seed_groups(arms: list[str]) -> dict[str, list[str]]:
+    """Arms that are one arm run with other seeds: the same arm folder under result folders whose names differ
+    only by a ``_seedN`` suffix (``red_learning_untuned_target`` is seed 0, ``..._seed1`` seed 1). Groups of two
+    or more, keyed "arm (result folder without the suffix)"."""
+    groups: dict[str, list[str]] = {}
+    for arm in arms:
+        folder = re.sub(r"_seed\d+$", "", Path(arm).parent.name)
+        groups.setdefault(f"{Path(arm).name} ({folder})", []).append(arm)
+    return {name: members for name, members in groups.items() if len(members) >= 2}
+
+
 def report(out: Path) -> str:
     items = {json.loads(line)["item_id"] for line in (out / "items.jsonl").read_text().splitlines()}
     key = [json.loads(line) for line in (out / "key.jsonl").read_text().splitlines()]
@@ -171,6 +204,18 @@ def report(out: Path) -> str:
                     f"{h[last].mean():.1%} (n={len(h[last])}) | {100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}] | "
                     f"{j[first].mean():.1%} | {j[last].mean():.1%} | {harmful[first]:.1%} -> {harmful[last]:.1%}, "
                     f"{100 * dh[0]:+.1f} [{100 * dh[1]:+.1f}, {100 * dh[2]:+.1f}] |")
+    if first == "before":  # probe arms run with several seeds: one row for all of them
+        for name, members in seed_groups(list(dict.fromkeys(k["arm"] for k in labelled))).items():
+            rows = [k for k in labelled if k["arm"] in members]
+            h = {half: np.mean([success[k["item_id"]] for k in rows if k["half"] == half]) for half in (first, last)}
+            j = {half: np.mean([k["judge_success"] for k in rows if k["half"] == half]) for half in (first, last)}
+            harmful = {half: np.mean([is_harmful[k["item_id"]] for k in rows if k["half"] == half]) for half in (first, last)}
+            d = nested_seed_difference(rows, {i: float(v) for i, v in success.items()}, first, last)
+            dh = nested_seed_difference(rows, is_harmful, first, last)
+            text.append(f"| **{name}, {len(members)} seeds pooled** (CI: seeds, then instructions) | {h[first]:.1%} | "
+                        f"{h[last]:.1%} | {100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}] | {j[first]:.1%} | "
+                        f"{j[last]:.1%} | {harmful[first]:.1%} -> {harmful[last]:.1%}, "
+                        f"{100 * dh[0]:+.1f} [{100 * dh[1]:+.1f}, {100 * dh[2]:+.1f}] |")
     (out / "red_learning_labels.md").write_text("\n".join(text) + "\n")
     return "\n".join(text)
 
