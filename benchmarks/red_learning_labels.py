@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from llmsafety.dart.human_eval import _item_id
-from llmsafety.dart.stats import cohen_kappa
+from llmsafety.dart.stats import cohen_kappa, nested_bootstrap
 
 PROMPT_LABELS = ("harmful", "benign", "unclear")
 REPLY_LABELS = ("comply", "refuse", "other")
@@ -127,22 +127,16 @@ def difference_ci(rows: list[dict], value: dict[str, float], first: str, last: s
 def nested_seed_difference(rows: list[dict], value: dict[str, float], first: str, last: str, n_boot: int = 4000,
                            seed: int = 0) -> tuple[float, float, float]:
     """Paired (before / after) difference pooled over seeds, whose instructions differ: each seed's
-    instructions are its own (nested, not crossed), so a replicate draws seeds with replacement and then,
-    within each drawn seed, that seed's instructions with replacement. The estimate weighs seeds equally."""
+    instructions are its own (nested, not crossed), so the CI draws seeds and then each drawn seed's own
+    instructions (``stats.nested_bootstrap``). Seeds weigh equally."""
     per_seed = []
     for arm in dict.fromkeys(r["arm"] for r in rows):
         cells = {}
         for r in rows:
             if r["arm"] == arm:
                 cells.setdefault(r["instruction"], {first: [], last: []})[r["half"]].append(value[r["item_id"]])
-        per_seed.append(np.array([np.mean(c[last]) - np.mean(c[first]) for c in cells.values() if c[first] and c[last]]))
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        drawn = [per_seed[i] for i in rng.integers(0, len(per_seed), len(per_seed))]
-        boots.append(np.mean([d[rng.integers(0, len(d), len(d))].mean() for d in drawn]))
-    estimate = float(np.mean([d.mean() for d in per_seed]))
-    return estimate, float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
+        per_seed.append([np.mean(c[last]) - np.mean(c[first]) for c in cells.values() if c[first] and c[last]])
+    return nested_bootstrap(per_seed, n_boot=n_boot, seed=seed)
 
 
 def seed_groups(arms: list[str]) -> dict[str, list[str]]:

@@ -20,6 +20,7 @@ from llmsafety.dart.stats import (
     confusion_table,
     hierarchical_bootstrap,
     intraclass_correlation,
+    nested_bootstrap,
     paired_difference,
     risk_removed,
 )
@@ -55,6 +56,23 @@ def test_paired_difference_and_risk_removed_by_hand():
     assert 0 <= lo <= est <= hi <= 1
     with pytest.raises(ValueError, match="same prompts"):
         paired_difference([[1, 0]], [[1, 0, 1]])
+
+
+def test_nested_bootstrap_weighs_seeds_equally_and_widens_with_seed_spread():
+    # seeds of different sizes: the estimate is the mean of the seed means, not of the pooled values
+    assert nested_bootstrap([[1.0, 1.0], [0.0, 0.0, 0.0, 0.0]], n_boot=200)[0] == pytest.approx(0.5)
+    # one seed, constant values: no spread at all
+    assert nested_bootstrap([[0.25] * 16], n_boot=200) == pytest.approx((0.25, 0.25, 0.25))
+    # the same 48 values as 3 agreeing seeds vs 3 seeds that disagree: seed spread widens the interval
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 0.1, (3, 16))
+    agree = nested_bootstrap(list(noise + 0.1), n_boot=2000)
+    disagree = nested_bootstrap(list(noise + np.array([[-0.2], [0.1], [0.4]])), n_boot=2000)
+    assert agree[0] == pytest.approx(disagree[0])  # the seed offsets average to the same 0.1
+    assert (disagree[2] - disagree[1]) > 2 * (agree[2] - agree[1])
+    assert agree[1] < agree[0] < agree[2]
+    with pytest.raises(ValueError, match="one non-empty 1-D sequence"):
+        nested_bootstrap([[0.1, 0.2], []])
 
 
 def test_cohen_kappa_and_confusion_by_hand():

@@ -98,6 +98,29 @@ def risk_removed(after, before, *, n_boot: int = 2000, seed: int = 0, level: flo
     return _interval(estimate, reps, level)
 
 
+def nested_bootstrap(per_seed: Sequence, *, n_boot: int = 4000, seed: int = 0, level: float = 0.95) -> Interval:
+    """Mean over seeds of each seed's mean, and its CI, for values *nested* in seeds: each seed has prompts
+    (or instructions) of its own, of any number, and prompt j of one seed has nothing to do with prompt j of
+    another (unlike the crossed grid of :func:`hierarchical_bootstrap`). A replicate draws seeds with
+    replacement, then within each drawn seed that seed's values with replacement. Seeds weigh equally.
+
+    ``per_seed``: one 1-D sequence per seed, e.g. the paired differences (after - before) of its instructions.
+
+    >>> nested_bootstrap([[1.0, 1.0], [0.0, 0.0, 0.0]])[0]
+    0.5
+    """
+    groups = [np.asarray(v, dtype=float) for v in per_seed]
+    if not groups or any(g.ndim != 1 or g.size == 0 or np.isnan(g).any() for g in groups):
+        raise ValueError("nested_bootstrap needs one non-empty 1-D sequence of values (no NaN) per seed, got shapes "
+                         f"{[g.shape for g in groups]}; drop undefined values before calling it")
+    rng = np.random.default_rng(seed)
+    reps = np.empty(n_boot)
+    for b in range(n_boot):
+        drawn = rng.integers(0, len(groups), len(groups))
+        reps[b] = np.mean([groups[i][rng.integers(0, groups[i].size, groups[i].size)].mean() for i in drawn])
+    return _interval(float(np.mean([g.mean() for g in groups])), reps, level)
+
+
 def cohen_kappa(a: Sequence, b: Sequence) -> float:
     """Cohen's kappa of two raters' labels over the same items: (p_o - p_e) / (1 - p_e)."""
     a, b = list(a), list(b)
