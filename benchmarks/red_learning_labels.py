@@ -130,12 +130,13 @@ def nested_seed_difference(rows: list[dict], value: dict[str, float], first: str
     instructions are its own (nested, not crossed), so the CI draws seeds and then each drawn seed's own
     instructions (``stats.nested_bootstrap``). Seeds weigh equally."""
     per_seed = []
-    for arm in dict.fromkeys(r["arm"] for r in rows):
+    for arm in sorted({r["arm"] for r in rows}):  # sorted, so a notebook's groupby draws the same replicates
         cells = {}
         for r in rows:
             if r["arm"] == arm:
                 cells.setdefault(r["instruction"], {first: [], last: []})[r["half"]].append(value[r["item_id"]])
-        per_seed.append([np.mean(c[last]) - np.mean(c[first]) for c in cells.values() if c[first] and c[last]])
+        per_seed.append([np.mean(cells[i][last]) - np.mean(cells[i][first]) for i in sorted(cells)
+                         if cells[i][first] and cells[i][last]])
     return nested_bootstrap(per_seed, n_boot=n_boot, seed=seed)
 
 
