@@ -1,7 +1,7 @@
 """Human labels for the Red-learning arms: does attack success rise from the first steps to the last?
 
     python benchmarks/red_learning_labels.py export --arms DIR/ARM [DIR/ARM ...] [--what steps|probe] [--out DIR]
-    python benchmarks/red_learning_labels.py report [--out DIR]
+    python benchmarks/red_learning_labels.py report [--out DIR] [--compare DIR/A:DIR/B ...]
 
 The training judge says whether an attack succeeded; this asks careful readers instead. ``export``
 takes each arm's attacks of the first two and the last two GRPO steps (what
@@ -151,7 +151,7 @@ def seed_groups(arms: list[str]) -> dict[str, list[str]]:
     return {name: members for name, members in groups.items() if len(members) >= 2}
 
 
-def report(out: Path) -> str:
+def report(out: Path, compare: tuple[str, ...] = ()) -> str:
     items = {json.loads(line)["item_id"] for line in (out / "items.jsonl").read_text().splitlines()}
     key = [json.loads(line) for line in (out / "key.jsonl").read_text().splitlines()]
     labels = read_labels(out / "labels.jsonl", items)
@@ -211,6 +211,23 @@ def report(out: Path) -> str:
                         f"{h[last]:.1%} | {100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}] | {j[first]:.1%} | "
                         f"{j[last]:.1%} | {harmful[first]:.1%} -> {harmful[last]:.1%}, "
                         f"{100 * dh[0]:+.1f} [{100 * dh[1]:+.1f}, {100 * dh[2]:+.1f}] |")
+    text += [""] if compare else []
+    for pair in compare:  # "DIR/A:DIR/B": B's trained Red model minus A's, on the instructions both trained on
+        arm_a, arm_b = pair.split(":")
+        after = {arm: {} for arm in (arm_a, arm_b)}
+        for k in labelled:
+            if k["arm"] in after and k["half"] == last:
+                after[k["arm"]].setdefault(k["instruction"], []).append(k["item_id"])
+        shared = sorted(set(after[arm_a]) & set(after[arm_b]))
+        if not shared:
+            raise SystemExit(f"--compare {pair}: no labelled {last} attacks of the same instructions in both arms")
+        for measure, value in (("human success", success), ("harmful attacks", is_harmful)):
+            diffs = np.array([np.mean([value[i] for i in after[arm_b][n]]) - np.mean([value[i] for i in after[arm_a][n]])
+                              for n in shared], dtype=float)
+            boots = np.random.default_rng(0).choice(diffs, (4000, len(diffs))).mean(axis=1)
+            text.append(f"- {Path(arm_b).name} minus {Path(arm_a).name} ({Path(arm_a).parent.name}), trained models, "
+                        f"paired over {len(shared)} instructions: {measure} {100 * diffs.mean():+.1f} points "
+                        f"[{100 * np.quantile(boots, 0.025):+.1f}, {100 * np.quantile(boots, 0.975):+.1f}]")
     (out / "red_learning_labels.md").write_text("\n".join(text) + "\n")
     return "\n".join(text)
 
@@ -228,6 +245,8 @@ def main() -> None:
     ex.add_argument("--append", action="store_true", help="add to the set in OUT: its items keep their place and labels")
     rep = sub.add_parser("report")
     rep.add_argument("--out", type=Path, default=Path("benchmarks/results/red_learning_labels"))
+    rep.add_argument("--compare", nargs="*", default=[], metavar="DIR/A:DIR/B",
+                     help="probe arms of one result folder: B's trained Red model minus A's, paired over instructions")
     args = parser.parse_args()
     if args.command == "export":
         needed = "probe.jsonl" if args.what == "probe" else "attacks.jsonl"
@@ -237,7 +256,7 @@ def main() -> None:
                              f"{'red_probe' if args.what == 'probe' else 'red_learning'}.py for those arms first")
         export(args.arms, args.out, args.seed, args.what, args.per_instruction, args.append)
     else:
-        print(report(args.out))
+        print(report(args.out, tuple(args.compare)))
 
 
 if __name__ == "__main__":
