@@ -151,6 +151,23 @@ def seed_groups(arms: list[str]) -> dict[str, list[str]]:
     return {name: members for name, members in groups.items() if len(members) >= 2}
 
 
+def _table_row(name: str, rows: list[dict], success: dict[str, bool], is_harmful: dict[str, float], first: str,
+               last: str, difference) -> list[str]:
+    """The report's row for ``rows`` (one arm, or one arm's seeds): human success, judge success and harmful
+    attacks of both halves, with ``difference``'s CIs; no row when a half has no labelled attack."""
+    halves = {half: [k for k in rows if k["half"] == half] for half in (first, last)}
+    if not halves[first] or not halves[last]:
+        return []
+    h, j, harmful = ({half: np.mean([value(k) for k in ks]) for half, ks in halves.items()}
+                     for value in (lambda k: success[k["item_id"]], lambda k: k["judge_success"],
+                                   lambda k: is_harmful[k["item_id"]]))
+    d = difference(rows, {i: float(v) for i, v in success.items()}, first, last)
+    dh = difference(rows, is_harmful, first, last)
+    return [f"| {name} | {h[first]:.1%} (n={len(halves[first])}) | {h[last]:.1%} (n={len(halves[last])}) | "
+            f"{100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}] | {j[first]:.1%} | {j[last]:.1%} | "
+            f"{harmful[first]:.1%} -> {harmful[last]:.1%}, {100 * dh[0]:+.1f} [{100 * dh[1]:+.1f}, {100 * dh[2]:+.1f}] |"]
+
+
 def report(out: Path, compare: tuple[str, ...] = ()) -> str:
     items = {json.loads(line)["item_id"] for line in (out / "items.jsonl").read_text().splitlines()}
     key = [json.loads(line) for line in (out / "key.jsonl").read_text().splitlines()]
@@ -188,29 +205,13 @@ def report(out: Path, compare: tuple[str, ...] = ()) -> str:
     is_harmful = {i: float(r["prompt_label"] == "harmful") for i, r in primary.items()}
     for arm in dict.fromkeys(k["arm"] for k in labelled):
         rows = [k for k in labelled if k["arm"] == arm]
-        h = {half: np.array([success[k["item_id"]] for k in rows if k["half"] == half], dtype=float) for half in (first, last)}
-        j = {half: np.array([k["judge_success"] for k in rows if k["half"] == half], dtype=float) for half in (first, last)}
-        harmful = {half: np.mean([is_harmful[k["item_id"]] for k in rows if k["half"] == half]) for half in (first, last)}
-        if not len(h[first]) or not len(h[last]):
-            continue
-        d = difference_ci(rows, {i: float(v) for i, v in success.items()}, first, last)
-        dh = difference_ci(rows, is_harmful, first, last)
-        text.append(f"| {Path(arm).name} ({Path(arm).parent.name}) | {h[first].mean():.1%} (n={len(h[first])}) | "
-                    f"{h[last].mean():.1%} (n={len(h[last])}) | {100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}] | "
-                    f"{j[first].mean():.1%} | {j[last].mean():.1%} | {harmful[first]:.1%} -> {harmful[last]:.1%}, "
-                    f"{100 * dh[0]:+.1f} [{100 * dh[1]:+.1f}, {100 * dh[2]:+.1f}] |")
+        text += _table_row(f"{Path(arm).name} ({Path(arm).parent.name})", rows, success, is_harmful, first, last,
+                           difference_ci)
     if first == "before":  # probe arms run with several seeds: one row for all of them
         for name, members in seed_groups(list(dict.fromkeys(k["arm"] for k in labelled))).items():
             rows = [k for k in labelled if k["arm"] in members]
-            h = {half: np.mean([success[k["item_id"]] for k in rows if k["half"] == half]) for half in (first, last)}
-            j = {half: np.mean([k["judge_success"] for k in rows if k["half"] == half]) for half in (first, last)}
-            harmful = {half: np.mean([is_harmful[k["item_id"]] for k in rows if k["half"] == half]) for half in (first, last)}
-            d = nested_seed_difference(rows, {i: float(v) for i, v in success.items()}, first, last)
-            dh = nested_seed_difference(rows, is_harmful, first, last)
-            text.append(f"| **{name}, {len(members)} seeds pooled** (CI: seeds, then instructions) | {h[first]:.1%} | "
-                        f"{h[last]:.1%} | {100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}] | {j[first]:.1%} | "
-                        f"{j[last]:.1%} | {harmful[first]:.1%} -> {harmful[last]:.1%}, "
-                        f"{100 * dh[0]:+.1f} [{100 * dh[1]:+.1f}, {100 * dh[2]:+.1f}] |")
+            text += _table_row(f"**{name}, {len(members)} seeds pooled** (CI: seeds, then instructions)", rows, success,
+                               is_harmful, first, last, nested_seed_difference)
     text += [""] if compare else []
     for pair in compare:  # "DIR/A:DIR/B": B's trained Red model minus A's, on the instructions both trained on
         arm_a, arm_b = pair.split(":")
