@@ -190,18 +190,19 @@ def plot_matrix(frame: pd.DataFrame, threshold: float, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def report(frame: pd.DataFrame, threshold: float, out: Path) -> str:
-    pairs, pooled = foreign_contrast(frame, threshold)
+def report(frame: pd.DataFrame, threshold: float, out: Path, compare: tuple[str, str] = ("dart", "mart")) -> str:
+    a_name, b_name = compare
+    pairs, pooled = foreign_contrast(frame, threshold, a_name, b_name)
     text = ["# Cross-attack matrix", "",
             "Attack success (%, evaluation judge, harm >= tau) of each Target (rows) against the attacks of each "
             "source (columns), 95% bootstrap CI over the cell's attacks. Judge numbers, not human labels.", "",
             matrix_table(frame, threshold).to_markdown(), "",
-            "## Foreign attacks: DART Target minus MART Target of the same seed (paired by attack)", ""]
+            f"## Foreign attacks: {a_name} Target minus {b_name} Target of the same seed (paired by attack)", ""]
     for p in pairs:
         text.append(f"- {p['pair']}: {100 * p['difference']:+.1f} points [{100 * p['ci'][0]:+.1f}, "
                     f"{100 * p['ci'][1]:+.1f}] over {p['n_attacks']} attacks from {', '.join(p['sources'])}")
     text += ["", f"Pooled over seeds (two-level bootstrap): {100 * pooled[0]:+.1f} points "
-             f"[{100 * pooled[1]:+.1f}, {100 * pooled[2]:+.1f}]. Negative: the DART Target resists foreign "
+             f"[{100 * pooled[1]:+.1f}, {100 * pooled[2]:+.1f}]. Negative: the {a_name} Target resists foreign "
              "attacks better.", ""]
     plot_matrix(frame, threshold, out / "cross_attack.png")
     (out / "cross_attack.md").write_text("\n".join(text))
@@ -214,7 +215,12 @@ def main() -> None:
     parser.add_argument("--per-source", type=int, default=24, help="attacks drawn from each run's Red attacks")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/cross_attack"))
     parser.add_argument("--from-records", action="store_true", help="recompute the tables from OUT/records.jsonl")
+    parser.add_argument("--compare", default="dart:mart",
+                        help="A:B, the contrast: variant A's Target minus variant B's of the same seed on foreign attacks")
     args = parser.parse_args()
+    compare = tuple(args.compare.split(":"))
+    if len(compare) != 2 or not all(compare):
+        raise SystemExit(f"--compare {args.compare!r}: give two variant names as A:B, e.g. dart:no_diversity")
     if args.from_records:
         frame = pd.read_json(args.out / "records.jsonl", lines=True)
         threshold = json.loads((args.out / "setup.json").read_text())["harm_threshold"]
@@ -224,7 +230,7 @@ def main() -> None:
                              "(benchmarks/effectiveness.py) or point at its runs")
         frame = attack_all(args.runs, args.per_source, args.out)
         threshold = json.loads((args.out / "setup.json").read_text())["harm_threshold"]
-    print(report(frame, threshold, args.out))
+    print(report(frame, threshold, args.out, compare))
 
 
 if __name__ == "__main__":

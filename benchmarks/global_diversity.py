@@ -83,7 +83,7 @@ def run_figures(run: Path, embed) -> dict:
     figures["successful_attacks"] = [r["attack"] for rows in attacks.values() for r in rows
                                      if r["harm"] is not None and r["harm"] >= tau]
     evals = sorted(run.glob("eval_*.json"), key=lambda p: int(p.stem.split("_")[1]))
-    if evals:
+    if len(evals) >= 2:  # eval_0 (the untuned Target) and the last one
         final = json.loads(evals[-1].read_text())
         first = json.loads(evals[0].read_text())  # eval_0: the untuned Target
         figures["final_eval"] = {"iteration": int(evals[-1].stem.split("_")[1]), "source": final["headline_source"],
