@@ -86,7 +86,10 @@ def run_figures(run: Path, embed) -> dict:
     if len(evals) >= 2:  # eval_0 (the untuned Target) and the last one
         final = json.loads(evals[-1].read_text())
         first = json.loads(evals[0].read_text())  # eval_0: the untuned Target
+        headline = [r for r in final["records"] if r["source"] == final["headline_source"]]
         figures["final_eval"] = {"iteration": int(evals[-1].stem.split("_")[1]), "source": final["headline_source"],
+                                 "violations": {r["prompt"]: float(r["harm"] >= tau) for r in headline
+                                                if r["harm"] is not None},
                                  "violation_rate": final["violation_rate"], "violation_ci": final["violation_ci"],
                                  "over_refusal": final["over_refusal"], "untuned_violation_rate": first["violation_rate"]}
     return figures
@@ -170,6 +173,16 @@ def report(out: Path, compare: tuple[str, str]) -> str:
             text.append(f"- **{name}**: violation rate ({e['source']} prompts) {100 * e['untuned_violation_rate']:.1f}% "
                         f"untuned -> {100 * e['violation_rate']:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}] after "
                         f"iteration {e['iteration']}; over-refusal {100 * e['over_refusal']:.1f}%")
+    for s in pairs_seen:  # the two final Targets on the same evaluation prompts, paired
+        from llmsafety.dart.stats import paired_difference
+
+        a_eval, b_eval = by[(a_name, s)].get("final_eval"), by[(b_name, s)].get("final_eval")
+        if a_eval and b_eval:
+            prompts = sorted(set(a_eval["violations"]) & set(b_eval["violations"]))
+            d = paired_difference([a_eval["violations"][p] for p in prompts], [b_eval["violations"][p] for p in prompts],
+                                  n_boot=4000)
+            text.append(f"- {a_name} minus {b_name}, seed {s}, paired over {len(prompts)} prompts: violation "
+                        f"{100 * d[0]:+.1f} points [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]")
     (out / "global_diversity.md").write_text("\n".join(text) + "\n")
     (out / "global_diversity.json").write_text(json.dumps(
         {"figures": {n: {k2: v for k2, v in f.items() if k2 != "successful_attacks"} for n, f in figures.items()},
