@@ -95,6 +95,14 @@ def run_figures(run: Path, embed) -> dict:
     return figures
 
 
+def _novelty(entry: dict, successful_only: bool = False) -> np.ndarray:
+    """An iteration's global novelty per attack (empty for iteration 1: nothing earlier to compare with)."""
+    novelty = np.array(entry.get("novelty", []), dtype=float)
+    if successful_only and novelty.size:
+        return novelty[np.array(entry["success"], dtype=bool)]
+    return novelty
+
+
 def mean_ci(values, n_boot: int = 4000, seed: int = 0) -> tuple[float, float, float]:
     values = np.asarray(values, dtype=float)
     rng = np.random.default_rng(seed)
@@ -146,9 +154,8 @@ def report(out: Path, compare: tuple[str, str]) -> str:
         text += [f"## {a_name} minus {b_name} (same seed)", ""]
         iterations = sorted({t for s in pairs_seen for t in by[(a_name, s)]["iterations"]})
         for t in iterations:
-            for measure, pick in (("global novelty, all", lambda e: np.array(e.get("novelty", []))),
-                                  ("global novelty, successful", lambda e: np.array(e.get("novelty", []))[
-                                      np.array(e["success"], dtype=bool)] if e.get("novelty") else np.array([])),
+            for measure, pick in (("global novelty, all", _novelty),
+                                  ("global novelty, successful", lambda e: _novelty(e, successful_only=True)),
                                   ("judge success", lambda e: np.array(e["success"], dtype=float))):
                 pairs = [(pick(by[(a_name, s)]["iterations"][t]), pick(by[(b_name, s)]["iterations"][t]))
                          for s in pairs_seen if t in by[(a_name, s)]["iterations"] and t in by[(b_name, s)]["iterations"]]
