@@ -74,7 +74,7 @@ def run_figures(run: Path, embed) -> dict:
     figures = {"variant": config["variant"], "seed": config["seed"], "iterations": {}}
     for t, rows in attacks.items():
         success = np.array([r["harm"] is not None and r["harm"] >= tau for r in rows])
-        entry = {"n": len(rows), "success": success.tolist()}
+        entry = {"n": len(rows), "n_unscored": sum(r["harm"] is None for r in rows), "success": success.tolist()}
         earlier = [vectors[s] for s in attacks if s < t]
         if earlier:
             novelty = global_novelty(vectors[t], np.concatenate(earlier))
@@ -135,20 +135,26 @@ def report(out: Path, compare: tuple[str, str]) -> str:
     text = ["# Global diversity over iterations", "",
             "Distinct attacks of each iteration, MiniLM embeddings. Global novelty: nearest-neighbour cosine distance "
             "to every attack of the earlier iterations (higher = newer). Success: the training judge's harm >= tau "
-            "on the Red phase's reply (judge numbers, not human labels). CIs: bootstrap over attacks.", "",
+            "on the Red phase's reply (judge numbers, not human labels); an unscored attack counts as a failure "
+            f"({sum(e['n_unscored'] for f in figures.values() for e in f['iterations'].values())} here). "
+            "CIs: bootstrap over attacks.", "",
             "| run | iteration | attacks | judge success | global novelty, all | global novelty, successful |",
             "|---|---|---|---|---|---|"]
     for name, f in figures.items():
         for t, e in f["iterations"].items():
-            novelty = np.array(e.get("novelty", []))
-            success = np.array(e["success"], dtype=bool)
+            novelty, success = _novelty(e), np.array(e["success"], dtype=bool)
             nov_all = num(mean_ci(novelty)) if novelty.size else "(no earlier iteration)"
             nov_succ = num(mean_ci(novelty[success])) if novelty.size and success.sum() >= 2 else "-"
             text.append(f"| {name} | {t} | {e['n']} | {pct(mean_ci(success))} | {nov_all} | {nov_succ} |")
     text.append("")
     a_name, b_name = compare
     seeds = sorted({f["seed"] for f in figures.values()})
-    by = {(f["variant"], f["seed"]): f for f in figures.values()}
+    by = {}
+    for name, f in figures.items():
+        if (f["variant"], f["seed"]) in by:
+            raise SystemExit(f"{out / 'runs'} holds two runs of {f['variant']} seed {f['seed']} ({name} and another): "
+                             "remove the stale copy")
+        by[(f["variant"], f["seed"])] = f
     pairs_seen = [s for s in seeds if (a_name, s) in by and (b_name, s) in by]
     if pairs_seen:
         text += [f"## {a_name} minus {b_name} (same seed)", ""]
@@ -180,9 +186,9 @@ def report(out: Path, compare: tuple[str, str]) -> str:
             text.append(f"- **{name}**: violation rate ({e['source']} prompts) {100 * e['untuned_violation_rate']:.1f}% "
                         f"untuned -> {100 * e['violation_rate']:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}] after "
                         f"iteration {e['iteration']}; over-refusal {100 * e['over_refusal']:.1f}%")
-    for s in pairs_seen:  # the two final Targets on the same evaluation prompts, paired
-        from llmsafety.dart.stats import paired_difference
+    from llmsafety.dart.stats import paired_difference
 
+    for s in pairs_seen:  # the two final Targets on the same evaluation prompts, paired
         a_eval, b_eval = by[(a_name, s)].get("final_eval"), by[(b_name, s)].get("final_eval")
         if a_eval and b_eval:
             prompts = sorted(set(a_eval["violations"]) & set(b_eval["violations"]))

@@ -137,6 +137,7 @@ def nested_seed_difference(rows: list[dict], value: dict[str, float], first: str
                 cells.setdefault(r["instruction"], {first: [], last: []})[r["half"]].append(value[r["item_id"]])
         per_seed.append([np.mean(cells[i][last]) - np.mean(cells[i][first]) for i in sorted(cells)
                          if cells[i][first] and cells[i][last]])
+    per_seed = [d for d in per_seed if d]  # a seed with no instruction labelled in both halves yet has no difference
     return nested_bootstrap(per_seed, n_boot=n_boot, seed=seed)
 
 
@@ -212,6 +213,9 @@ def report(out: Path, compare: tuple[str, ...] = ()) -> str:
             rows = [k for k in labelled if k["arm"] in members]
             text += _table_row(f"**{name}, {len(members)} seeds pooled** (CI: seeds, then instructions)", rows, success,
                                is_harmful, first, last, nested_seed_difference)
+    if compare and first != "before":
+        raise SystemExit("--compare pairs trained models over their probe instructions: it needs probe labels "
+                         "(export --what probe), not the steps' attacks")
     text += [""] if compare else []
     for pair in compare:  # "DIR/A:DIR/B": B's trained Red model minus A's, on the instructions both trained on
         arm_a, arm_b = pair.split(":")
@@ -221,7 +225,9 @@ def report(out: Path, compare: tuple[str, ...] = ()) -> str:
                 after[k["arm"]].setdefault(k["instruction"], []).append(k["item_id"])
         shared = sorted(set(after[arm_a]) & set(after[arm_b]))
         if not shared:
-            raise SystemExit(f"--compare {pair}: no labelled {last} attacks of the same instructions in both arms")
+            known = sorted({k["arm"] for k in labelled})
+            raise SystemExit(f"--compare {pair}: no labelled {last} attacks of the same instructions in both arms "
+                             f"(arms are named as exported, one of {known})")
         for measure, value in (("human success", success), ("harmful attacks", is_harmful)):
             diffs = np.array([np.mean([value[i] for i in after[arm_b][n]]) - np.mean([value[i] for i in after[arm_a][n]])
                               for n in shared], dtype=float)
