@@ -103,13 +103,6 @@ def _novelty(entry: dict, successful_only: bool = False) -> np.ndarray:
     return novelty
 
 
-def mean_ci(values, n_boot: int = 4000, seed: int = 0) -> tuple[float, float, float]:
-    values = np.asarray(values, dtype=float)
-    rng = np.random.default_rng(seed)
-    boots = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(n_boot)]
-    return float(values.mean()), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
-
-
 def difference_over_seeds(pairs: list[tuple[np.ndarray, np.ndarray]], n_boot: int = 4000, seed: int = 0):
     """mean(a) - mean(b) averaged over seed pairs; a replicate draws seed pairs, then each run's attacks apart."""
     rng = np.random.default_rng(seed)
@@ -123,6 +116,7 @@ def difference_over_seeds(pairs: list[tuple[np.ndarray, np.ndarray]], n_boot: in
 
 
 def report(out: Path, compare: tuple[str, str]) -> str:
+    from llmsafety.dart.evaluate import bootstrap_ci
     from llmsafety.models import load_embedder
 
     embedder = load_embedder()
@@ -143,9 +137,9 @@ def report(out: Path, compare: tuple[str, str]) -> str:
     for name, f in figures.items():
         for t, e in f["iterations"].items():
             novelty, success = _novelty(e), np.array(e["success"], dtype=bool)
-            nov_all = num(mean_ci(novelty)) if novelty.size else "(no earlier iteration)"
-            nov_succ = num(mean_ci(novelty[success])) if novelty.size and success.sum() >= 2 else "-"
-            text.append(f"| {name} | {t} | {e['n']} | {pct(mean_ci(success))} | {nov_all} | {nov_succ} |")
+            nov_all = num(bootstrap_ci(novelty, n_boot=4000)) if novelty.size else "(no earlier iteration)"
+            nov_succ = num(bootstrap_ci(novelty[success], n_boot=4000)) if novelty.size and success.sum() >= 2 else "-"
+            text.append(f"| {name} | {t} | {e['n']} | {pct(bootstrap_ci(success, n_boot=4000))} | {nov_all} | {nov_succ} |")
     text.append("")
     a_name, b_name = compare
     seeds = sorted({f["seed"] for f in figures.values()})
