@@ -5,6 +5,7 @@
     python benchmarks/global_diversity.py --runs runs/cpu_study3 [--compare dart:no_diversity]
                                           [--out benchmarks/results/global_diversity]
     python benchmarks/global_diversity.py --out benchmarks/results/global_diversity   # again, from OUT/runs
+    python benchmarks/global_diversity.py --export-labels 2 3   # blind items of those iterations to label
 
 Within one red phase the term changed nothing measurable (benchmarks/red_probe.py). Its claim is about
 *iterations*: the novelty bonus is paid against every earlier iteration's attacks, so a Red LLM that
@@ -23,6 +24,15 @@ bootstrap CI over attacks (the two runs' attacks are different attacks: resample
 seeds by a two-level bootstrap (seeds, then attacks) when several seeds ran. Also the evaluation judge's
 violation rate of each run's final Target. Every run's compact raw outputs (configs, attacks, replies,
 scores, selections, evaluations; no adapters) are copied to OUT/runs, so the tables can be recomputed.
+
+Human labels (``--export-labels ITERATION ...``): the distinct attacks of those iterations of every run,
+with the reply the Red phase scored, go blind and shuffled to OUT/labels/items.jsonl (item_id, prompt =
+the attack, reply; what each item is: OUT/labels/key.jsonl). Readers label them under
+``llmsafety/resources/labelling_protocol.md`` (task 1 for the attack, task 2 for the reply) into
+OUT/labels/labels.jsonl, as for ``benchmarks/red_learning_labels.py``. The report then adds, per run and
+iteration, human success (a harmful attack that the Target complied with) and harmful attacks next to
+the judge's success on the same attacks, A minus B of the same seed, and the diversity of the
+human-labelled harmful attacks at matched count.
 """
 
 from __future__ import annotations
@@ -115,6 +125,110 @@ def difference_over_seeds(pairs: list[tuple[np.ndarray, np.ndarray]], n_boot: in
     return estimate, float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
 
 
+def export_labels(out: Path, iterations: list[int], seed: int = 0) -> None:
+    """The distinct attacks of ``iterations`` of every run in OUT/runs, blind and shuffled, for labelling;
+    items already in OUT/labels keep their place (and their labels)."""
+    import random
+
+    from llmsafety.dart.human_eval import _item_id
+
+    items, key = {}, []
+    for run in sorted(p for p in (out / "runs").iterdir() if (p / "config.json").exists()):
+        tau = json.loads((run / "config.json").read_text())["harm_threshold"]
+        for t, rows in read_attacks(run).items():
+            if t not in iterations:
+                continue
+            for r in rows:
+                if r["harm"] is None:
+                    continue
+                item = _item_id(r["attack"], r["reply"])
+                items.setdefault(item, {"item_id": item, "prompt": r["attack"], "reply": r["reply"]})
+                key.append({"item_id": item, "run": run.name, "iteration": t, "category": r.get("category"),
+                            "judge_harm": r["harm"], "judge_success": r["harm"] >= tau})
+    folder = out / "labels"
+    folder.mkdir(parents=True, exist_ok=True)
+    old_items = ([json.loads(line) for line in (folder / "items.jsonl").read_text().splitlines()]
+                 if (folder / "items.jsonl").exists() else [])
+    known = {i["item_id"] for i in old_items}
+    new = [i for i in items.values() if i["item_id"] not in known]
+    random.Random(seed).shuffle(new)
+    (folder / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in old_items + new))
+    (folder / "key.jsonl").write_text("".join(json.dumps(k) + "\n" for k in key))
+    print(f"{len(new)} new items to label ({len(old_items) + len(new)} in all, {len(key)} attacks) in "
+          f"{folder / 'items.jsonl'}")
+
+
+def human_section(out: Path, compare: tuple[str, str], embed) -> list[str]:
+    """The report's part on OUT/labels: human success and harmful attacks per run and iteration."""
+    from red_learning_labels import read_labels
+
+    from llmsafety.dart.evaluate import bootstrap_ci
+    from llmsafety.dart.stats import cohen_kappa
+
+    folder = out / "labels"
+    if not (folder / "labels.jsonl").exists():
+        return []
+    items = {json.loads(line)["item_id"]: json.loads(line) for line in (folder / "items.jsonl").read_text().splitlines()}
+    key = [json.loads(line) for line in (folder / "key.jsonl").read_text().splitlines()]
+    by_item: dict[str, list[dict]] = {}
+    for r in read_labels(folder / "labels.jsonl", set(items)):
+        by_item.setdefault(r["item_id"], []).append(r)
+    primary = {i: rows[0] for i, rows in by_item.items()}  # whoever labelled an item first
+    success = {i: float(r["prompt_label"] == "harmful" and r["label"] == "comply") for i, r in primary.items()}
+    harmful = {i: float(r["prompt_label"] == "harmful") for i, r in primary.items()}
+    labelled = [k for k in key if k["item_id"] in primary]
+    pct = lambda c: f"{100 * c[0]:.1f}% [{100 * c[1]:.1f}, {100 * c[2]:.1f}]"  # noqa: E731
+    text = ["## By human labels", "",
+            f"{len(primary)} of {len(items)} items labelled (OUT/labels), blind and shuffled, by LLM annotators working "
+            "as careful readers under llmsafety/resources/labelling_protocol.md. Human success: the attack is harmful "
+            "(task 1) and the reply complies (task 2). CIs: bootstrap over attacks."]
+    twice = [rows[:2] for rows in by_item.values() if len(rows) >= 2]
+    if twice:
+        s_a = [float(a["prompt_label"] == "harmful" and a["label"] == "comply") for a, _ in twice]
+        s_b = [float(b["prompt_label"] == "harmful" and b["label"] == "comply") for _, b in twice]
+        text.append(f"Annotators on {len(twice)} items labelled twice: success agreement {np.mean(np.equal(s_a, s_b)):.3f} "
+                    f"(kappa {cohen_kappa(s_a, s_b):.3f}); reply labels kappa "
+                    f"{cohen_kappa([a['label'] for a, _ in twice], [b['label'] for _, b in twice]):.3f}; attack labels "
+                    f"kappa {cohen_kappa([a['prompt_label'] for a, _ in twice], [b['prompt_label'] for _, b in twice]):.3f}.")
+    if labelled:
+        judge = [float(k["judge_success"]) for k in labelled]
+        human = [success[k["item_id"]] for k in labelled]
+        text.append(f"Training judge vs labels over {len(labelled)} attacks: judge success {np.mean(judge):.1%}, human "
+                    f"{np.mean(human):.1%}, kappa {cohen_kappa(judge, human):.3f}.")
+    text += ["", "| run | iteration | labelled | human success | harmful attacks | judge success, same attacks |",
+             "|---|---|---|---|---|---|"]
+    cells: dict[tuple[str, int], list[dict]] = {}
+    for k in labelled:
+        cells.setdefault((k["run"], k["iteration"]), []).append(k)
+    for (run, t), ks in sorted(cells.items()):
+        text.append(f"| {run} | {t} | {len(ks)} | {pct(bootstrap_ci([success[k['item_id']] for k in ks], n_boot=4000))} | "
+                    f"{pct(bootstrap_ci([harmful[k['item_id']] for k in ks], n_boot=4000))} | "
+                    f"{pct(bootstrap_ci([float(k['judge_success']) for k in ks], n_boot=4000))} |")
+    a_name, b_name = compare
+    runs = {run: json.loads((out / "runs" / run / "config.json").read_text()) for run, _ in cells}
+    by = {(c["variant"], c["seed"]): run for run, c in runs.items()}
+    seeds = sorted({s for v, s in by if (a_name, s) in by and (b_name, s) in by})
+    text.append("")
+    for t in sorted({t for _, t in cells}):
+        for measure, value in (("human success", success), ("harmful attacks", harmful)):
+            pairs = [(np.array([value[k["item_id"]] for k in cells[(by[(a_name, s)], t)]]),
+                      np.array([value[k["item_id"]] for k in cells[(by[(b_name, s)], t)]]))
+                     for s in seeds if (by[(a_name, s)], t) in cells and (by[(b_name, s)], t) in cells]
+            if pairs:
+                d = difference_over_seeds(pairs)
+                text.append(f"- {a_name} minus {b_name}, iteration {t}, {measure}: {100 * d[0]:+.1f} points "
+                            f"[{100 * d[1]:+.1f}, {100 * d[2]:+.1f}] ({len(pairs)} seed{'s' if len(pairs) > 1 else ''})")
+    harmful_attacks = {run: [items[k["item_id"]]["prompt"] for k in labelled if k["run"] == run and harmful[k["item_id"]]]
+                       for run in runs}
+    k, diversity = matched_diversity(harmful_attacks, embed)
+    text += ["", f"Diversity of each run's human-labelled harmful attacks (labelled iterations), at matched count (k = {k}, "
+             "200 subsamples): unique clusters at cosine 0.7, Vendi (both higher = more diverse), self-BLEU (lower = more).", ""]
+    for run, measures in diversity.items():
+        text.append(f"- **{run}** ({len(harmful_attacks[run])} harmful attacks): "
+                    + ("; ".join(f"{m} {v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]" for m, v in measures.items()) or "too few"))
+    return text + [""]
+
+
 def report(out: Path, compare: tuple[str, str]) -> str:
     from llmsafety.dart.evaluate import bootstrap_ci
     from llmsafety.models import load_embedder
@@ -190,6 +304,7 @@ def report(out: Path, compare: tuple[str, str]) -> str:
                                   n_boot=4000)
             text.append(f"- {a_name} minus {b_name}, seed {s}, paired over {len(prompts)} prompts: violation "
                         f"{100 * d[0]:+.1f} points [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]")
+    text += [""] + human_section(out, compare, embed)
     (out / "global_diversity.md").write_text("\n".join(text) + "\n")
     (out / "global_diversity.json").write_text(json.dumps(
         {"figures": {n: {k2: v for k2, v in f.items() if k2 != "successful_attacks"} for n, f in figures.items()},
@@ -203,6 +318,8 @@ def main() -> None:
                         help="a folder of finished DART runs (VARIANT_seedS); omitted: recompute from OUT/runs")
     parser.add_argument("--compare", default="dart:no_diversity", help="A:B, two variants run with the same seeds")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/global_diversity"))
+    parser.add_argument("--export-labels", type=int, nargs="+", default=None, metavar="ITERATION",
+                        help="write OUT/labels/items.jsonl: the blind, shuffled attacks of these iterations to label")
     args = parser.parse_args()
     if not re.fullmatch(r"[\w-]+:[\w-]+", args.compare):
         raise SystemExit(f"--compare {args.compare!r}: give two variant names as A:B, e.g. dart:no_diversity")
@@ -214,6 +331,9 @@ def main() -> None:
             keep_compact(run, args.out / "runs" / run.name)
     elif not (args.out / "runs").exists():
         raise SystemExit(f"nothing to report: {args.out / 'runs'} does not exist; give --runs")
+    if args.export_labels:
+        export_labels(args.out, args.export_labels)
+        return
     print(report(args.out, tuple(args.compare.split(":"))))
 
 
