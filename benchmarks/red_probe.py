@@ -196,7 +196,7 @@ def comparison_line(c: dict) -> str:
                                       ("vendi", "Vendi", 1, "+.2f"), ("self_bleu", "self-BLEU", 1, "+.2f")):
         m = c[measure]
         d = [scale * x for x in m["difference"]]
-        parts.append(f"{name} {scale * m['a']:{fmt[1:]}} vs {scale * m['b']:{fmt[1:]}}, "
+        parts.append(f"{name} {scale * m['b']:{fmt[1:]}} vs {scale * m['a']:{fmt[1:]}}, "  # B first, as in "B minus A"
                      f"{d[0]:{fmt}} [{d[1]:{fmt}}, {d[2]:{fmt}}]")
     return f"{c['b']} minus {c['a']} (trained models): " + "; ".join(parts)
 
