@@ -155,11 +155,17 @@ def seed_groups(arms: list[str]) -> dict[str, list[str]]:
 def _table_row(name: str, rows: list[dict], success: dict[str, bool], is_harmful: dict[str, float], first: str,
                last: str, difference) -> list[str]:
     """The report's row for ``rows`` (one arm, or one arm's seeds): human success, judge success and harmful
-    attacks of both halves, with ``difference``'s CIs; no row when a half has no labelled attack."""
+    attacks of both halves, with ``difference``'s CIs; no row when a half has no labelled attack. Over seeds
+    a rate is the mean of the seeds' rates, so seeds weigh equally, as in the pooled CI, however many
+    attacks each had labelled."""
     halves = {half: [k for k in rows if k["half"] == half] for half in (first, last)}
     if not halves[first] or not halves[last]:
         return []
-    h, j, harmful = ({half: np.mean([value(k) for k in ks]) for half, ks in halves.items()}
+
+    def rate(ks: list[dict], value) -> float:
+        return float(np.mean([np.mean([value(k) for k in ks if k["arm"] == arm]) for arm in {k["arm"] for k in ks}]))
+
+    h, j, harmful = ({half: rate(ks, value) for half, ks in halves.items()}
                      for value in (lambda k: success[k["item_id"]], lambda k: k["judge_success"],
                                    lambda k: is_harmful[k["item_id"]]))
     d = difference(rows, {i: float(v) for i, v in success.items()}, first, last)
