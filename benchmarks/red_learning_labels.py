@@ -223,6 +223,7 @@ def report(out: Path, compare: tuple[str, ...] = ()) -> str:
         raise SystemExit("--compare pairs trained models over their probe instructions: it needs probe labels "
                          "(export --what probe), not the steps' attacks")
     text += [""] if compare else []
+    pooled: dict[tuple[str, str, str, str], list[np.ndarray]] = {}  # the same two arms, seeds of one result folder
     for pair in compare:  # "DIR/A:DIR/B": B's trained Red model minus A's, on the instructions both trained on
         arm_a, arm_b = pair.split(":")
         after = {arm: {} for arm in (arm_a, arm_b)}
@@ -241,6 +242,13 @@ def report(out: Path, compare: tuple[str, ...] = ()) -> str:
             text.append(f"- {Path(arm_b).name} minus {Path(arm_a).name} ({Path(arm_a).parent.name}), trained models, "
                         f"paired over {len(shared)} instructions: {measure} {100 * diffs.mean():+.1f} points "
                         f"[{100 * np.quantile(boots, 0.025):+.1f}, {100 * np.quantile(boots, 0.975):+.1f}]")
+            folder = re.sub(r"_seed\d+$", "", Path(arm_a).parent.name)
+            pooled.setdefault((Path(arm_a).name, Path(arm_b).name, folder, measure), []).append(diffs)
+    for (name_a, name_b, folder, measure), per_seed in pooled.items():
+        if len(per_seed) >= 2:  # each seed's instructions are its own: seeds, then instructions
+            d = nested_bootstrap(per_seed)
+            text.append(f"- **{name_b} minus {name_a} ({folder}), {len(per_seed)} seeds pooled** (CI: seeds, then "
+                        f"instructions): {measure} {100 * d[0]:+.1f} points [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]")
     (out / "red_learning_labels.md").write_text("\n".join(text) + "\n")
     return "\n".join(text)
 
