@@ -203,6 +203,15 @@ def report(out: Path, compare: tuple[str, ...] = ()) -> str:
         text.append(f"- Training judge vs labels over {len(labelled)} attacks: accuracy {np.mean(judge == human):.3f}, "
                     f"kappa {cohen_kappa(list(judge), list(human)):.3f}; judge success {judge.mean():.1%}, human {human.mean():.1%}. "
                     f"Harmful attacks: {np.mean([primary[k['item_id']]['prompt_label'] == 'harmful' for k in labelled]):.1%}")
+    harmful_by_target: dict[str, list[str]] = {}  # what each fixed Target does with the harmful requests
+    for k in labelled:
+        if primary[k["item_id"]]["prompt_label"] == "harmful":
+            harmful_by_target.setdefault(re.sub(r"_seed\d+$|_16steps$", "", Path(k["arm"]).parent.name),
+                                         []).append(primary[k["item_id"]]["label"])
+    for target, replies in sorted(harmful_by_target.items()):
+        text.append(f"- Replies to the harmful attacks, Target of {target}*: "
+                    + ", ".join(f"{label} {replies.count(label) / len(replies):.1%}" for label in REPLY_LABELS)
+                    + f" (n={len(replies)})")
     text.append("")
     first, last = ("before", "after") if any(k["half"] == "before" for k in key) else ("start", "end")
     names = {"before": "the initial Red model", "after": "the trained one", "start": "first two steps", "end": "last two"}
