@@ -49,30 +49,40 @@ def red_attack_sources(runs: Path, per_source: int) -> dict[str, pd.DataFrame]:
     return sources
 
 
-def final_targets(runs: Path) -> dict[str, dict]:
-    """{row name: {run, adapter, system}} for the untuned Target and every finished run."""
+def final_targets(runs: Path, iteration: int | None = None) -> dict[str, dict]:
+    """{row name: {run, adapter, system}} for the untuned Target and every finished run.
+
+    ``iteration``: the Target after that iteration instead of the final one (a run's last Target can
+    refuse everything, a floor that separates nothing). A run whose adapter is not on disk (a compact
+    copy) is an attack source only.
+    """
     from llmsafety.dart import DARTConfig
 
     rows: dict[str, dict] = {"untuned": {"run": None, "adapter": None, "system": None}}
     for run in sorted(p for p in runs.iterdir() if (p / "config.json").exists()):
         config = DARTConfig.load(run / "config.json")
         state = json.loads((run / "state.json").read_text()) if (run / "state.json").exists() else {}
-        last = run / f"iter_{config.iterations}"
+        k = config.iterations if iteration is None else iteration
+        adapter = run / f"iter_{k}" / "target_adapter"
         if config.variant == "system_prompt":
             rows[run.name] = {"run": run, "adapter": None, "system": config.safety_system_prompt}
-        elif f"target_{config.iterations}" in state.get("completed", []):  # a finished Target only
-            rows[run.name] = {"run": run, "adapter": last / "target_adapter", "system": None}
+        elif f"target_{k}" in state.get("completed", []):  # a finished Target only
+            if (adapter / "adapter_config.json").exists():
+                rows[run.name] = {"run": run, "adapter": adapter, "system": None}
+            else:
+                print(f"  {run.name}: no adapter at {adapter} (a compact copy?): an attack source only", flush=True)
     return rows
 
 
-def attack_all(runs: Path, per_source: int, out: Path, progress: bool = True) -> pd.DataFrame:
+def attack_all(runs: Path, per_source: int, out: Path, progress: bool = True,
+               iteration: int | None = None) -> pd.DataFrame:
     """Every Target against every source; returns (and writes) one row per target x attack."""
     from llmsafety.dart import DARTConfig
     from llmsafety.dart.evaluate import evaluate_target
     from llmsafety.dart.iteration import RunContext
 
     sources = red_attack_sources(runs, per_source)
-    targets = final_targets(runs)
+    targets = final_targets(runs, iteration)
     first_run = next(t["run"] for t in targets.values() if t["run"] is not None)
     config = DARTConfig.load(first_run / "config.json")
     ctx = RunContext(config, out / "_scratch", progress)
@@ -102,7 +112,7 @@ def attack_all(runs: Path, per_source: int, out: Path, progress: bool = True) ->
         for row in records:
             f.write(json.dumps(row) + "\n")
     (out / "setup.json").write_text(json.dumps({
-        "runs": str(runs), "per_source": per_source, "harm_threshold": config.harm_threshold,
+        "runs": str(runs), "per_source": per_source, "target_iteration": iteration, "harm_threshold": config.harm_threshold,
         "eval_judge": config.eval_judge, "eval_max_new_tokens": config.eval_max_new_tokens,
         "targets": {k: {"adapter": str(v["adapter"]) if v["adapter"] else None, "system": v["system"]}
                     for k, v in targets.items()}}, indent=1))
@@ -190,11 +200,13 @@ def plot_matrix(frame: pd.DataFrame, threshold: float, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def report(frame: pd.DataFrame, threshold: float, out: Path, compare: tuple[str, str] = ("dart", "mart")) -> str:
+def report(frame: pd.DataFrame, threshold: float, out: Path, compare: tuple[str, str] = ("dart", "mart"),
+           iteration: int | None = None) -> str:
     a_name, b_name = compare
+    which = "final Target" if iteration is None else f"Target after iteration {iteration}"
     pairs, pooled = foreign_contrast(frame, threshold, a_name, b_name)
     text = ["# Cross-attack matrix", "",
-            "Attack success (%, evaluation judge, harm >= tau) of each Target (rows) against the attacks of each "
+            f"Attack success (%, evaluation judge, harm >= tau) of each run's {which} and the untuned Target (rows) against the attacks of each "
             "source (columns), 95% bootstrap CI over the cell's attacks. Judge numbers, not human labels.", "",
             matrix_table(frame, threshold).to_markdown(), "",
             f"## Foreign attacks: {a_name} Target minus {b_name} Target of the same seed (paired by attack)", ""]
@@ -214,6 +226,8 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/study"))
     parser.add_argument("--per-source", type=int, default=24, help="attacks drawn from each run's Red attacks")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/cross_attack"))
+    parser.add_argument("--iteration", type=int, default=None,
+                        help="attack each run's Target after this iteration (default: its final Target)")
     parser.add_argument("--from-records", action="store_true", help="recompute the tables from OUT/records.jsonl")
     parser.add_argument("--compare", default="dart:mart",
                         help="A:B, the contrast: variant A's Target minus variant B's of the same seed on foreign attacks")
@@ -223,14 +237,13 @@ def main() -> None:
         raise SystemExit(f"--compare {args.compare!r}: give two variant names as A:B, e.g. dart:no_diversity")
     if args.from_records:
         frame = pd.read_json(args.out / "records.jsonl", lines=True)
-        threshold = json.loads((args.out / "setup.json").read_text())["harm_threshold"]
     else:
         if not args.runs.is_dir():
             raise SystemExit(f"--runs {args.runs} is not a directory: run the study first "
                              "(benchmarks/effectiveness.py) or point at its runs")
-        frame = attack_all(args.runs, args.per_source, args.out)
-        threshold = json.loads((args.out / "setup.json").read_text())["harm_threshold"]
-    print(report(frame, threshold, args.out, compare))
+        frame = attack_all(args.runs, args.per_source, args.out, iteration=args.iteration)
+    setup = json.loads((args.out / "setup.json").read_text())
+    print(report(frame, setup["harm_threshold"], args.out, compare, setup.get("target_iteration")))
 
 
 if __name__ == "__main__":
