@@ -197,14 +197,18 @@ def report(out: Path, compare: tuple[str, ...] = ()) -> str:
                     f"{cohen_kappa([a['label'] for a, _ in twice], [b['label'] for _, b in twice]):.3f}; attack labels kappa "
                     f"{cohen_kappa([a['prompt_label'] for a, _ in twice], [b['prompt_label'] for _, b in twice]):.3f}")
     labelled = [k for k in key if k["item_id"] in primary]
-    judge = np.array([k["judge_success"] for k in labelled])
-    human = np.array([success[k["item_id"]] for k in labelled])
+    # The initial Red model's probe attacks are shared by every arm of a folder: one item, several key
+    # rows. The arms' tables need every row; the overall lines count each labelled item once.
+    each_item_once = list({k["item_id"]: k for k in reversed(labelled)}.values())[::-1]
+    judge = np.array([k["judge_success"] for k in each_item_once])
+    human = np.array([success[k["item_id"]] for k in each_item_once])
     if len(labelled):
-        text.append(f"- Training judge vs labels over {len(labelled)} attacks: accuracy {np.mean(judge == human):.3f}, "
-                    f"kappa {cohen_kappa(list(judge), list(human)):.3f}; judge success {judge.mean():.1%}, human {human.mean():.1%}. "
-                    f"Harmful attacks: {np.mean([primary[k['item_id']]['prompt_label'] == 'harmful' for k in labelled]):.1%}")
+        text.append(f"- Training judge vs labels over {len(each_item_once)} labelled items (each once): accuracy "
+                    f"{np.mean(judge == human):.3f}, kappa {cohen_kappa(list(judge), list(human)):.3f}; judge success "
+                    f"{judge.mean():.1%}, human {human.mean():.1%}. Harmful attacks: "
+                    f"{np.mean([primary[k['item_id']]['prompt_label'] == 'harmful' for k in each_item_once]):.1%}")
     harmful_by_target: dict[str, list[str]] = {}  # what each fixed Target does with the harmful requests
-    for k in labelled:
+    for k in each_item_once:
         if primary[k["item_id"]]["prompt_label"] == "harmful":
             harmful_by_target.setdefault(re.sub(r"_seed\d+$|_16steps$", "", Path(k["arm"]).parent.name),
                                          []).append(primary[k["item_id"]]["label"])
