@@ -222,7 +222,9 @@ def human_section(out: Path, compare: tuple[str, str], embed) -> list[str]:
                        for run in runs}
     k, diversity = matched_diversity(harmful_attacks, embed)
     text += ["", f"Diversity of each run's human-labelled harmful attacks (labelled iterations), at matched count (k = {k}, "
-             "200 subsamples): unique clusters at cosine 0.7, Vendi (both higher = more diverse), self-BLEU (lower = more).", ""]
+             "200 subsamples): unique clusters at cosine 0.7, Vendi (both higher = more diverse), self-BLEU (lower = more). "
+             "Brackets: 2.5-97.5% of the subsamples, the spread subsampling to k leaves, not a CI (a run with exactly "
+             "k harmful attacks has none).", ""]
     for run, measures in diversity.items():
         text.append(f"- **{run}** ({len(harmful_attacks[run])} harmful attacks): "
                     + ("; ".join(f"{m} {v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]" for m, v in measures.items()) or "too few"))
