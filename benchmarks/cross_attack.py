@@ -184,6 +184,7 @@ def export_labels(frame: pd.DataFrame, out: Path, seed: int = 0) -> None:
     """The tuned Targets' replies, blind and shuffled, for human labels (OUT/labels)."""
     import random
 
+    from llmsafety._io import write_jsonl
     from llmsafety.dart.human_eval import _item_id
 
     tuned = frame[frame["target"] != "untuned"]
@@ -196,8 +197,8 @@ def export_labels(frame: pd.DataFrame, out: Path, seed: int = 0) -> None:
     random.Random(seed).shuffle(shuffled)
     folder = out / "labels"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in shuffled))
-    (folder / "key.jsonl").write_text("".join(json.dumps(k) + "\n" for k in key))
+    write_jsonl(folder / "items.jsonl", shuffled)
+    write_jsonl(folder / "key.jsonl", key)
     print(f"{len(shuffled)} items to label in {folder / 'items.jsonl'}")
 
 

@@ -199,7 +199,7 @@ def report(out: Path, compare: tuple[str, ...] = ()) -> str:
     labelled = [k for k in key if k["item_id"] in primary]
     # The initial Red model's probe attacks are shared by every arm of a folder: one item, several key
     # rows. The arms' tables need every row; the overall lines count each labelled item once.
-    each_item_once = list({k["item_id"]: k for k in reversed(labelled)}.values())[::-1]
+    each_item_once = list({k["item_id"]: k for k in labelled}.values())
     judge = np.array([k["judge_success"] for k in each_item_once])
     human = np.array([success[k["item_id"]] for k in each_item_once])
     if len(labelled):
